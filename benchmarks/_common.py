@@ -1,0 +1,110 @@
+"""Shared by the benchmark scripts: servers in subprocesses, free ports, percentiles, result tables."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ATOM_OS = str(Path(sys.executable).parent / "atom-os")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(samples: Sequence[float], pct: float) -> float:
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(samples: Sequence[float]) -> dict[str, float]:
+    return {
+        "p50": percentile(samples, 50),
+        "p99": percentile(samples, 99),
+        "mean": statistics.fmean(samples),
+    }
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"no answer from {url} within {timeout}s")
+
+
+@contextmanager
+def running(argv: list[str], env: dict[str, str], probe_url: str) -> Iterator[None]:
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_up(probe_url, proc)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextmanager
+def atom_server(extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
+    """A real `atom-os serve` on a fresh SQLite data dir; yields (base URL, admin API key)."""
+    with tempfile.TemporaryDirectory(prefix="atom-bench-") as data_dir:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ATOM_")}
+        env.update(ATOM_DATA_DIR=data_dir, ATOM_PORT=str(port), ATOM_LOG_LEVEL="WARNING", **(extra_env or {}))
+        init = subprocess.run([ATOM_OS, "init"], env=env, capture_output=True, text=True, check=True)
+        key = next(line for line in init.stdout.splitlines() if line.startswith("atom_"))
+        base = f"http://127.0.0.1:{port}"
+        with running([ATOM_OS, "serve"], env, f"{base}/health/live"):
+            yield base, key
+
+
+@contextmanager
+def bare_server() -> Iterator[str]:
+    """The floor: a bare ASGI app answering 200, served by the same uvicorn."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "_bare_app:app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    with running(argv, dict(os.environ), f"{base}/"):
+        yield base
+
+
+def sequential_latencies(client: httpx.Client, url: str, requests: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        client.get(url)
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(url)
+        samples.append((time.perf_counter() - started) * 1000)
+        if response.status_code >= 500:
+            raise RuntimeError(f"{url} answered {response.status_code}")
+    return samples
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"

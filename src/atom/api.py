@@ -1,0 +1,43 @@
+"""Every `/api` router, each included with authentication attached.
+
+Domain routers declare their full prefix (`/api/agents`): this FastAPI includes routers lazily,
+so a route's own path is what metrics and logs see as its template.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from atom.agents.routes import router as agents_router
+from atom.audit.routes import router as audit_router
+from atom.deps import current_principal
+from atom.governance.routes import router as governance_router
+from atom.security.routes import router as security_router
+from atom.security.secrets_routes import router as secrets_router
+from atom.training.routes import router as training_router
+from atom.training.ws import router as training_ws_router
+from atom.workflows.routes import router as workflows_router
+from atom.workflows.routes import runs_router as workflow_runs_router
+
+API_ROUTERS: tuple[APIRouter, ...] = (
+    security_router,
+    secrets_router,
+    audit_router,
+    agents_router,
+    governance_router,
+    training_router,
+    workflows_router,
+    workflow_runs_router,
+)
+# WebSocket routers authenticate their own connections (a key in the query or header).
+WS_ROUTERS: tuple[APIRouter, ...] = (training_ws_router,)
+
+
+def include_api_routers(app: FastAPI) -> None:
+    for router in API_ROUTERS:
+        if not router.prefix.startswith("/api"):
+            raise ValueError(f"API router prefix must start with /api: {router.prefix!r}")
+        # Authentication is attached here, so no /api route can forget it.
+        app.include_router(router, dependencies=[Depends(current_principal)])
+    for router in WS_ROUTERS:
+        app.include_router(router)

@@ -1,0 +1,222 @@
+"""Append-only audit log with a hash chain.
+
+Appending locks the single chain-head row first (`UPDATE ... RETURNING`): on PostgreSQL that
+row lock serializes concurrent appenders until their transactions end, on SQLite the UPDATE
+takes the database write lock. Either way no two rows ever follow the same predecessor, and
+the unique `prev_hash` column would refuse it if they tried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atom.audit.chain import link_hash
+from atom.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
+from atom.audit.schemas import ChainVerification
+from atom.db.base import new_id, utcnow
+from atom.observability import metrics
+from atom.pagination import paginate
+
+VERIFY_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str  # user | agent | system
+    id: str | None
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls("system", None)
+
+    @classmethod
+    def user(cls, user_id: str) -> Actor:
+        return cls("user", user_id)
+
+    @classmethod
+    def agent(cls, agent_id: str) -> Actor:
+        return cls("agent", agent_id)
+
+
+def _current_request_id() -> str | None:
+    value = structlog.contextvars.get_contextvars().get("request_id")
+    return str(value) if value is not None else None
+
+
+async def record(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    decision: str | None = None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+    request_id: str | None = None,
+) -> AuditEvent:
+    head = (
+        await session.execute(
+            update(AuditChainHead)
+            .where(AuditChainHead.id == 1)
+            .values(seq=AuditChainHead.seq + 1)
+            .returning(AuditChainHead.seq, AuditChainHead.last_hash)
+        )
+    ).first()
+    if head is None:  # the migration seeds the head row; a missing one means a damaged database
+        raise RuntimeError("audit chain head row is missing; run `atom-os db upgrade`")
+    seq, prev_hash = head
+    content: dict[str, Any] = {
+        "id": new_id(),
+        "seq": seq,
+        "created_at": utcnow(),
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "decision": decision,
+        "reason": reason,
+        "request_id": request_id or _current_request_id(),
+        "details": details or {},
+    }
+    row_hash = link_hash(prev_hash, content)
+    event = AuditEvent(**content, prev_hash=prev_hash, hash=row_hash)
+    session.add(event)
+    await session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(last_hash=row_hash))
+    await session.flush()
+    metrics.AUDIT_EVENTS.labels(action=action, decision=decision or "").inc()
+    return event
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor_type: str | None = None
+    actor_id: str | None = None
+    action: str | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
+    decision: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def list_events(
+    *, session: AsyncSession, filters: AuditFilter, limit: int, cursor: str | None
+) -> tuple[list[AuditEvent], str | None]:
+    stmt = select(AuditEvent)
+    for column, value in (
+        (AuditEvent.actor_type, filters.actor_type),
+        (AuditEvent.actor_id, filters.actor_id),
+        (AuditEvent.action, filters.action),
+        (AuditEvent.resource_type, filters.resource_type),
+        (AuditEvent.resource_id, filters.resource_id),
+        (AuditEvent.decision, filters.decision),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if filters.since is not None:
+        stmt = stmt.where(AuditEvent.created_at >= filters.since)
+    if filters.until is not None:
+        stmt = stmt.where(AuditEvent.created_at < filters.until)
+    return await paginate(session, stmt, id_column=AuditEvent.id, limit=limit, cursor=cursor)
+
+
+def _row_content(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "seq": event.seq,
+        "created_at": event.created_at,
+        "actor_type": event.actor_type,
+        "actor_id": event.actor_id,
+        "action": event.action,
+        "resource_type": event.resource_type,
+        "resource_id": event.resource_id,
+        "decision": event.decision,
+        "reason": event.reason,
+        "request_id": event.request_id,
+        "details": event.details,
+    }
+
+
+async def verify_chain(*, session: AsyncSession) -> ChainVerification:
+    """Walk the chain in seq order; report the first row whose position, link or content does not hold.
+
+    Every row is visited, including any an attacker gave a seq below 1, and the walk ends by
+    comparing the chain head (count and last hash) with the last row, which catches a removed tail.
+    """
+    expected_prev = GENESIS_HASH
+    expected_seq = 1
+    checked = 0
+    after: int | None = None
+    last_id: str | None = None
+    while True:
+        stmt = select(AuditEvent).order_by(AuditEvent.seq).limit(VERIFY_BATCH)
+        if after is not None:
+            stmt = stmt.where(AuditEvent.seq > after)
+        batch = list((await session.scalars(stmt)).all())
+        if not batch:
+            break
+        for event in batch:
+            problem = _link_problem(event, expected_seq, expected_prev)
+            if problem:
+                return ChainVerification(
+                    ok=False,
+                    checked=checked,
+                    first_broken_seq=event.seq,
+                    first_broken_id=event.id,
+                    problem=problem,
+                )
+            expected_prev = event.hash
+            expected_seq = event.seq + 1
+            last_id = event.id
+            checked += 1
+        after = batch[-1].seq
+    last_seq = expected_seq - 1
+    head = await session.get(AuditChainHead, 1)
+    if head is None:
+        return ChainVerification(
+            ok=False,
+            checked=checked,
+            first_broken_seq=expected_seq,
+            problem="the chain head row is missing (audit_chain_head was tampered with)",
+        )
+    if head.seq > last_seq:
+        broken_at, problem = (
+            last_seq + 1,
+            f"chain head records {head.seq} rows but only {last_seq} are present (tail removed)",
+        )
+    elif head.seq < last_seq:
+        broken_at, problem = (
+            head.seq + 1,
+            f"rows after seq {head.seq}, the chain head's last, were added outside the log",
+        )
+    elif head.last_hash != expected_prev:
+        broken_at, problem = last_seq, "the last row's hash differs from the one the chain head recorded (row replaced)"
+    else:
+        return ChainVerification(ok=True, checked=checked)
+    return ChainVerification(
+        ok=False,
+        checked=min(checked, broken_at - 1),
+        first_broken_seq=broken_at,
+        first_broken_id=last_id if broken_at == last_seq else None,
+        problem=problem,
+    )
+
+
+def _link_problem(event: AuditEvent, expected_seq: int, expected_prev: str) -> str | None:
+    if event.seq < expected_seq:
+        return f"seq {event.seq} is outside the chain, which starts at 1 (row inserted)"
+    if event.seq != expected_seq:
+        return f"row {expected_seq} is missing (next row has seq {event.seq})"
+    if event.prev_hash != expected_prev:
+        return "prev_hash does not match the previous row's hash (row removed, reordered or edited)"
+    if link_hash(event.prev_hash, _row_content(event)) != event.hash:
+        return "content does not match its hash (row edited)"
+    return None

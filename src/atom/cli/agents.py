@@ -1,0 +1,184 @@
+"""`atom-os agents ...`: the registry, status, confidence and promotion."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from atom.agents import service
+from atom.agents.models import Agent, AgentStatus
+from atom.agents.schemas import AgentConfig, AgentCreate
+from atom.audit import service as audit
+from atom.cli.common import console, id_table, load_settings, run, session_scope
+from atom.governance import service as governance
+from atom.governance.maturity import MaturityLevel
+
+app = typer.Typer(help="Agents: registry, status, confidence and promotion.", no_args_is_help=True)
+CLI_ACTOR = audit.Actor.system()
+
+
+def _agents_table(agents: list[Agent]) -> Table:
+    table = id_table("id", "name", "category", "level", "confidence", "status")
+    for a in agents:
+        table.add_row(a.id, a.name, a.category, a.maturity_level, f"{a.confidence:.3f}", a.status)
+    return table
+
+
+@app.command()
+def create(
+    name: str,
+    category: str = typer.Option("general"),
+    description: str = typer.Option(""),
+    specialty: str | None = typer.Option(None),
+    model: str | None = typer.Option(None, help="LLM model the agent uses."),
+    confidence: float | None = typer.Option(None, min=0, max=1, help="Starting confidence (default 0.3)."),
+) -> None:
+    """Register an agent (a new agent is a STUDENT unless a confidence is given)."""
+    settings = load_settings()
+
+    async def body() -> list[Agent]:
+        async with session_scope(settings) as session:
+            agent = await service.create_agent(
+                session=session,
+                agent_in=AgentCreate(
+                    name=name,
+                    category=category,
+                    description=description,
+                    specialty=specialty,
+                    configuration=AgentConfig(model=model),
+                    confidence=confidence,
+                ),
+                actor=CLI_ACTOR,
+                settings=settings,
+            )
+            return [agent]
+
+    console.print(_agents_table(run(body)))
+
+
+@app.command("list")
+def list_agents(
+    status: AgentStatus | None = typer.Option(None), category: str | None = typer.Option(None), limit: int = 100
+) -> None:
+    """List agents."""
+    settings = load_settings()
+
+    async def body() -> list[Agent]:
+        async with session_scope(settings) as session:
+            agents, _ = await service.list_agents(
+                session=session, limit=limit, cursor=None, status=status, category=category
+            )
+            return agents
+
+    console.print(_agents_table(run(body)))
+
+
+@app.command()
+def show(agent: str = typer.Argument(..., help="Agent id or name.")) -> None:
+    """Show an agent, its level history and what it may do."""
+    settings = load_settings()
+
+    async def body() -> None:
+        async with session_scope(settings) as session:
+            a = await service.resolve_ref(session=session, ref=agent)
+            console.print(_agents_table([a]))
+            history = await service.level_history(session=session, agent_id=a.id)
+            if history:
+                table = Table("when", "kind", "from", "to", "by", "reason", title="level changes")
+                for c in history:
+                    by = f"{c.actor_type}:{c.actor_id or '-'}"
+                    table.add_row(
+                        c.created_at.isoformat(timespec="seconds"), c.kind, c.from_level, c.to_level, by, c.reason
+                    )
+                console.print(table)
+            perms = Table("action", "complexity", "manual", "automated", title="permissions (dry run)")
+            for name, complexity, manual, automated in governance.dry_run(
+                MaturityLevel(a.maturity_level), a.status, a.id
+            ):
+                perms.add_row(name, str(complexity), manual.outcome.value, automated.outcome.value)
+            console.print(perms)
+
+    run(body)
+
+
+def _set_status(agent: str, status: AgentStatus, reason: str | None) -> None:
+    settings = load_settings()
+
+    async def body() -> list[Agent]:
+        async with session_scope(settings) as session:
+            a = await service.resolve_ref(session=session, ref=agent)
+            return [
+                await service.set_status(session=session, agent_id=a.id, status=status, actor=CLI_ACTOR, reason=reason)
+            ]
+
+    console.print(_agents_table(run(body)))
+
+
+@app.command()
+def pause(agent: str, reason: str | None = typer.Option(None)) -> None:
+    """Pause an agent: it performs nothing until resumed."""
+    _set_status(agent, AgentStatus.PAUSED, reason)
+
+
+@app.command()
+def resume(agent: str, reason: str | None = typer.Option(None)) -> None:
+    """Resume a paused or stopped agent."""
+    _set_status(agent, AgentStatus.ACTIVE, reason)
+
+
+@app.command()
+def stop(agent: str, reason: str | None = typer.Option(None)) -> None:
+    """Stop an agent."""
+    _set_status(agent, AgentStatus.STOPPED, reason)
+
+
+@app.command()
+def promote(
+    agent: str,
+    to: MaturityLevel = typer.Option(..., "--to", help="The new level."),
+    reason: str = typer.Option(..., help="Why (recorded in the audit log)."),
+    by: str = typer.Option(..., "--by", help="Username of the approver promoting the agent."),
+) -> None:
+    """Promote an agent (the --by user must have the approver or admin role)."""
+    from atom.errors import Forbidden
+    from atom.security import service as security
+    from atom.security.models import Role
+
+    settings = load_settings()
+
+    async def body() -> list[Agent]:
+        async with session_scope(settings) as session:
+            user = await security.get_user_by_name(session=session, username=by)
+            if not Role(user.role).at_least(Role.APPROVER) or not user.is_active:
+                raise Forbidden(f"{by} is {user.role}; promotion needs an active approver or admin.")
+            a = await service.resolve_ref(session=session, ref=agent)
+            return [
+                await service.promote(
+                    session=session, agent_id=a.id, to_level=to, actor=audit.Actor.user(user.id), reason=reason
+                )
+            ]
+
+    console.print(_agents_table(run(body)))
+
+
+@app.command()
+def confidence(agent: str, limit: int = 50) -> None:
+    """Show an agent's confidence history (newest first)."""
+    settings = load_settings()
+
+    async def body() -> Table:
+        async with session_scope(settings) as session:
+            a = await service.resolve_ref(session=session, ref=agent)
+            events, _ = await service.confidence_history(session=session, agent_id=a.id, limit=limit, cursor=None)
+        table = Table("when", "delta", "after", "source", "reason", title=f"{a.name}: confidence {a.confidence:.3f}")
+        for e in events:
+            table.add_row(
+                e.created_at.isoformat(timespec="seconds"),
+                f"{e.delta:+.3f}",
+                f"{e.confidence_after:.3f}",
+                e.source,
+                e.reason,
+            )
+        return table
+
+    console.print(run(body))

@@ -1,0 +1,173 @@
+"""`atom-os daemon` / `status` / `stop`: Atom as a background service with a PID file and a log file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import typer
+from rich.table import Table
+
+from atom.cli.common import console, fail, load_settings
+from atom.cli.server import preflight
+from atom.config import Settings
+from atom.errors import ConfigurationError
+
+START_TIMEOUT_S = 20.0
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _is_atom_process(pid: int) -> bool:
+    """True when `pid` is alive and is an Atom server (not an unrelated process that reused the PID)."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        cmdline = " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return "atom" in cmdline and "serve" in cmdline
+
+
+def running_pid(settings: Settings) -> int | None:
+    """The daemon's PID, or None. A stale PID file (dead or foreign process) is removed."""
+    pid = _read_pid(settings.pid_file)
+    if pid is None:
+        return None
+    if _is_atom_process(pid):
+        return pid
+    settings.pid_file.unlink(missing_ok=True)
+    console.print(f"[yellow]Removed a stale PID file ({settings.pid_file}, pid {pid} is not running Atom).[/]")
+    return None
+
+
+def _write_pid_file(path: Path, pid: int) -> None:
+    tmp = path.with_suffix(".pid.tmp")
+    tmp.write_text(f"{pid}\n")
+    tmp.replace(path)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log file)"
+
+
+def _redacted_database(settings: Settings) -> str:
+    url = settings.resolved_database_url
+    scheme, _, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        rest = f"{user}:***@{host}" if ":" in credentials else f"{user}@{host}"
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+def _wait_until_live(settings: Settings, proc: subprocess.Popen[bytes]) -> bool:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if httpx.get(f"{settings.base_url}/health/live", timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def daemon() -> None:
+    """Start Atom in the background (PID and log file in the data directory)."""
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    pid = running_pid(settings)
+    if pid is not None:
+        fail(f"Atom is already running (pid {pid}, {settings.base_url}). Use `atom-os stop` first.")
+    try:
+        asyncio.run(preflight(settings))
+    except ConfigurationError as exc:
+        fail(exc.one_line())
+    with settings.log_file.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "atom", "serve"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            env={**os.environ, "ATOM_LOG_FORMAT": os.environ.get("ATOM_LOG_FORMAT", "json")},
+        )
+    _write_pid_file(settings.pid_file, proc.pid)
+    if not _wait_until_live(settings, proc):
+        if proc.poll() is None:
+            proc.terminate()
+        settings.pid_file.unlink(missing_ok=True)
+        fail(f"Atom did not start. Last lines of {settings.log_file}:\n{_tail(settings.log_file)}")
+    console.print(f"Atom running in the background: pid {proc.pid}, {settings.base_url}")
+    console.print(f"Log: {settings.log_file}")
+
+
+def status() -> None:
+    """Show whether the background service runs, and its health. Exit 0 ready, 1 not running, 2 not ready."""
+    settings = load_settings()
+    pid = running_pid(settings)
+    if pid is None:
+        console.print("Atom is [bold red]not running[/].")
+        raise typer.Exit(1)
+    uptime_s = int(time.time() - psutil.Process(pid).create_time())
+    table = Table(show_header=False, box=None)
+    table.add_row("pid", str(pid))
+    table.add_row("uptime", f"{uptime_s // 3600}h {uptime_s // 60 % 60}m {uptime_s % 60}s")
+    table.add_row("url", settings.base_url)
+    table.add_row("database", _redacted_database(settings))
+    ready = False
+    try:
+        response = httpx.get(f"{settings.base_url}/health/ready", timeout=5.0)
+        checks = response.json().get("checks", {})
+        ready = response.status_code == 200
+        for name, check in checks.items():
+            mark = "[green]ok[/]" if check.get("ok") else "[red]failing[/]"
+            table.add_row(f"check {name}", f"{mark} {check.get('detail', '')}")
+    except (httpx.HTTPError, ValueError) as exc:
+        table.add_row("health", f"[red]no answer ({type(exc).__name__})[/]")
+    table.add_row("health", "[green]ready[/]" if ready else "[red]not ready[/]")
+    console.print(table)
+    raise typer.Exit(0 if ready else 2)
+
+
+def stop(
+    timeout: float = typer.Option(30.0, help="Seconds to wait for in-flight requests to finish."),
+    force: bool = typer.Option(False, "--force", help="Kill the process if it has not exited after the timeout."),
+) -> None:
+    """Stop the background service gracefully (SIGTERM; in-flight requests finish first)."""
+    settings = load_settings()
+    pid = running_pid(settings)
+    if pid is None:
+        console.print("Atom is not running.")
+        return
+    proc = psutil.Process(pid)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except psutil.TimeoutExpired:
+        if not force:
+            fail(f"Atom (pid {pid}) is still finishing after {timeout:.0f}s; wait, or use `atom-os stop --force`.")
+        proc.kill()
+        proc.wait(timeout=10)
+        console.print(f"[yellow]Killed pid {pid} after {timeout:.0f}s.[/]")
+    settings.pid_file.unlink(missing_ok=True)
+    console.print(f"Atom stopped (pid {pid}).")

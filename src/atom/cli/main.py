@@ -1,0 +1,35 @@
+"""`atom-os`: one Typer app per module, combined here."""
+
+from __future__ import annotations
+
+import typer
+
+from atom.cli import agents, audit, daemon, db, governance, keys, secrets, server, setup, supervise, training, users
+
+app = typer.Typer(
+    name="atom-os",
+    help="Atom: AI agents that automate business work under governance.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(setup.init)
+app.command()(setup.version)
+app.command()(server.serve)
+app.command()(daemon.daemon)
+app.command()(daemon.status)
+app.command()(daemon.stop)
+app.add_typer(db.app, name="db")
+app.add_typer(users.app, name="users")
+app.add_typer(keys.app, name="keys")
+app.add_typer(secrets.app, name="secrets")
+app.add_typer(audit.app, name="audit")
+app.add_typer(agents.app, name="agents")
+app.add_typer(governance.app, name="governance")
+app.command()(training.trigger)
+app.add_typer(training.proposals_app, name="proposals")
+app.add_typer(training.training_app, name="training")
+app.command()(supervise.supervise)
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,48 @@
+"""`atom-os serve`: the foreground server."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from atom.cli.common import fail, load_settings
+from atom.config import Settings
+from atom.db.session import Database
+from atom.errors import ConfigurationError
+from atom.main import check_startup, create_app
+
+
+def build_server(settings: Settings) -> uvicorn.Server:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # our structlog set-up owns logging
+        lifespan="on",
+        timeout_graceful_shutdown=30,
+        proxy_headers=False,
+    )
+    return uvicorn.Server(config)
+
+
+async def preflight(settings: Settings) -> None:
+    db = Database(settings)
+    try:
+        await check_startup(db, settings)
+    finally:
+        await db.dispose()
+
+
+def serve() -> None:
+    """Run Atom in the foreground (Ctrl-C or SIGTERM stops it gracefully)."""
+    import asyncio
+
+    settings = load_settings()
+    try:
+        asyncio.run(preflight(settings))
+    except ConfigurationError as exc:
+        fail(exc.one_line())
+    server = build_server(settings)
+    server.run()
+    if not server.started:
+        fail(f"the server did not start on {settings.host}:{settings.port} (is the port in use?). See the log above.")

@@ -1,0 +1,248 @@
+"""`atom-os trigger`, `atom-os proposals ...`, `atom-os training ...`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atom.agents import service as agents_service
+from atom.audit import service as audit
+from atom.cli.common import console, fail, id_table, load_settings, open_database, run, session_scope
+from atom.errors import Forbidden
+from atom.governance.policy import TriggerKind
+from atom.security import service as security
+from atom.security.models import Role
+from atom.training import interceptor, proposals
+from atom.training import sessions as training_sessions
+from atom.training.models import AgentProposal, ProposalKind, ProposalStatus, TrainingStatus
+from atom.training.plan import Plan
+
+proposals_app = typer.Typer(help="Proposals waiting for a person: list, show, approve, reject.", no_args_is_help=True)
+training_app = typer.Typer(help="Training sessions of STUDENT agents.", no_args_is_help=True)
+
+
+def _read_plan(path: Path) -> Plan:
+    try:
+        raw = json.loads(path.read_text())
+        return Plan.model_validate({"steps": raw} if isinstance(raw, list) else raw)
+    except FileNotFoundError:
+        fail(f"No plan file at {path}.")
+    except json.JSONDecodeError as exc:
+        fail(f"{path} is not JSON: {exc}.")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}.")
+
+
+async def _approver_id(session: AsyncSession, username: str) -> str:
+    user = await security.get_user_by_name(session=session, username=username)
+    if not user.is_active or not Role(user.role).at_least(Role.APPROVER):
+        raise Forbidden(f"{username} is {user.role}; deciding proposals needs an active approver or admin.")
+    return user.id
+
+
+def trigger(
+    agent: str = typer.Argument(..., help="Agent id or name."),
+    plan: Path = typer.Option(..., "--plan", help='JSON file: {"steps": [{"action": ..., "params": {...}}]}.'),
+    kind: TriggerKind = typer.Option(TriggerKind.AUTOMATED, help="automated (routed by maturity) or manual."),
+    source: str = typer.Option("cli", help="What fired it: schedule, webhook, event, workflow, agent, cli."),
+) -> None:
+    """Fire a trigger: the interceptor blocks, proposes, supervises or runs it by the agent's maturity."""
+    settings = load_settings()
+    the_plan = _read_plan(plan)
+
+    async def body() -> interceptor.RoutingResult:
+        async with open_database(settings) as db:
+            async with db.session_scope() as session:
+                agent_id = (await agents_service.resolve_ref(session=session, ref=agent)).id
+            return await interceptor.intercept(
+                db=db,
+                settings=settings,
+                agent_id=agent_id,
+                trigger=interceptor.TriggerInfo(source=source, kind=kind),
+                plan=the_plan,
+            )
+
+    result = run(body)
+    console.print(f"[bold]{result.route.value}[/] ({result.agent_level.value}): {result.reason}")
+    if result.proposal_id:
+        console.print(f"proposal {result.proposal_id}: `atom-os proposals show {result.proposal_id}`")
+    if result.supervision_session_id:
+        console.print(
+            f"supervision session {result.supervision_session_id}: `atom-os supervise {result.supervision_session_id}`"
+        )
+    if result.extra.get("estimate_hours"):
+        low, high = result.extra["range"]
+        console.print(f"training estimate {result.extra['estimate_hours']} h (range {low}-{high} h)")
+    if result.run is not None:
+        for step in result.run.steps:
+            console.print(f"  step {step.index + 1} {step.action}: {step.status} {step.error or ''}")
+        raise typer.Exit(0 if result.run.ok else 1)
+
+
+@proposals_app.command("list")
+def list_proposals(
+    status: ProposalStatus | None = typer.Option(ProposalStatus.PENDING),
+    kind: ProposalKind | None = typer.Option(None),
+    limit: int = 50,
+) -> None:
+    """List proposals (pending by default)."""
+    settings = load_settings()
+
+    async def body() -> Table:
+        async with session_scope(settings) as session:
+            rows, _ = await proposals.list_proposals(
+                session=session, status=status, kind=kind, agent_id=None, limit=limit, cursor=None
+            )
+        table = id_table("id", "agent", "kind", "status", "source", "steps", "expires")
+        for p in rows:
+            table.add_row(
+                p.id,
+                p.agent_id,
+                p.kind,
+                p.status,
+                p.source,
+                str(len(p.plan)),
+                p.expires_at.isoformat(timespec="minutes"),
+            )
+        return table
+
+    console.print(run(body))
+
+
+@proposals_app.command()
+def show(proposal_id: str) -> None:
+    """Show a proposal's exact plan and its hash."""
+    settings = load_settings()
+
+    async def body() -> AgentProposal:
+        async with session_scope(settings) as session:
+            return await proposals.get(session=session, proposal_id=proposal_id)
+
+    p = run(body)
+    console.print(f"[bold]{p.kind} proposal {p.id}[/] for agent {p.agent_id}: {p.status}")
+    console.print(f"plan hash {p.plan_hash}{' (modified)' if p.modified else ''}; expires {p.expires_at.isoformat()}")
+    if p.estimate_hours is not None:
+        console.print(f"training estimate {p.estimate_hours} h ({p.estimate_low_hours}-{p.estimate_high_hours} h)")
+    console.print_json(json.dumps(p.plan))
+    if p.error:
+        console.print(f"[red]error:[/] {p.error}")
+
+
+@proposals_app.command()
+def approve(
+    proposal_id: str,
+    by: str = typer.Option(..., "--by", help="Username of the approver."),
+    plan: Path | None = typer.Option(None, "--plan", help="Approve a modified plan from this JSON file instead."),
+    reason: str | None = typer.Option(None),
+) -> None:
+    """Approve: the stored plan (or the modified one) executes now, through governance."""
+    settings = load_settings()
+    modified = _read_plan(plan) if plan else None
+
+    async def body() -> proposals.Approval:
+        async with open_database(settings) as db:
+            async with db.session_scope() as session:
+                approver = await _approver_id(session, by)
+            return await proposals.approve(
+                db=db,
+                settings=settings,
+                proposal_id=proposal_id,
+                approver_id=approver,
+                modified_plan=modified,
+                reason=reason,
+            )
+
+    approval = run(body)
+    console.print(f"proposal {proposal_id}: [bold]{approval.proposal.status}[/]")
+    if approval.training_id:
+        console.print(f"training session {approval.training_id} scheduled")
+    if approval.run is not None:
+        for step in approval.run.steps:
+            console.print(f"  step {step.index + 1} {step.action}: {step.status} {step.error or ''}")
+        raise typer.Exit(0 if approval.run.ok else 1)
+
+
+@proposals_app.command()
+def reject(proposal_id: str, by: str = typer.Option(..., "--by"), reason: str = typer.Option(...)) -> None:
+    """Reject a proposal (its agent loses confidence)."""
+    settings = load_settings()
+
+    async def body() -> None:
+        async with session_scope(settings) as session:
+            approver = await _approver_id(session, by)
+            await proposals.reject(
+                session=session, proposal_id=proposal_id, approver_id=approver, reason=reason, settings=settings
+            )
+
+    run(body)
+    console.print(f"proposal {proposal_id} rejected")
+
+
+@training_app.command("list")
+def list_training(status: TrainingStatus | None = typer.Option(None), limit: int = 50) -> None:
+    """List training sessions."""
+    settings = load_settings()
+
+    async def body() -> Table:
+        async with session_scope(settings) as session:
+            rows, _ = await training_sessions.list_sessions(
+                session=session, status=status, agent_id=None, limit=limit, cursor=None
+            )
+        table = id_table("id", "agent", "category", "status", "estimate h", "override h", "performance")
+        for t in rows:
+            override_h = f"{t.override_hours:g}" if t.override_hours else ""
+            score = f"{t.performance:.2f}" if t.performance is not None else ""
+            table.add_row(t.id, t.agent_id, t.category, t.status, f"{t.estimate_hours:g}", override_h, score)
+        return table
+
+    console.print(run(body))
+
+
+@training_app.command()
+def complete(
+    training_id: str,
+    performance: float = typer.Option(..., min=0, max=1, help="Score 0-1."),
+    hours: float | None = typer.Option(None, min=0.01, help="How long it took (default: since scheduled)."),
+    by: str = typer.Option(..., "--by", help="Username of the approver recording it."),
+) -> None:
+    """Record a completed training; confidence moves by the performance band."""
+    settings = load_settings()
+
+    async def body() -> None:
+        async with session_scope(settings) as session:
+            approver = await _approver_id(session, by)
+            await training_sessions.complete(
+                session=session,
+                training_id=training_id,
+                performance=performance,
+                duration_hours=hours,
+                actor=audit.Actor.user(approver),
+                settings=settings,
+            )
+
+    run(body)
+    console.print(
+        f"training {training_id} completed (confidence +{training_sessions.performance_delta(performance):.2f})"
+    )
+
+
+@training_app.command()
+def override(training_id: str, hours: float = typer.Option(..., min=0.01), by: str = typer.Option(..., "--by")) -> None:
+    """Replace the estimated duration."""
+    settings = load_settings()
+
+    async def body() -> None:
+        async with session_scope(settings) as session:
+            approver = await _approver_id(session, by)
+            await training_sessions.override(
+                session=session, training_id=training_id, hours=hours, actor=audit.Actor.user(approver)
+            )
+
+    run(body)
+    console.print(f"training {training_id}: {hours:g} h")

@@ -1,0 +1,23 @@
+"""Imports every domain's models so `Base.metadata` knows all tables (migrations, drift checks)."""
+
+from __future__ import annotations
+
+import importlib
+
+from sqlalchemy import MetaData
+
+from atom.db.base import Base
+
+MODEL_MODULES = (
+    "atom.security.models",
+    "atom.audit.models",
+    "atom.agents.models",
+    "atom.training.models",
+    "atom.workflows.models",
+)
+
+
+def load_models() -> MetaData:
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
+    return Base.metadata

@@ -1,0 +1,99 @@
+"""FastAPI dependencies shared by every domain's routes: the database session and the caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atom.config import Settings
+from atom.db.session import Database
+from atom.errors import Forbidden, Unauthorized
+from atom.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from atom.security import service as security_service
+from atom.security.models import Role
+from atom.security.principal import Principal
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <api key>`")
+_header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Or `X-API-Key: <api key>`")
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the route returns, rolled back when it raises."""
+    db: Database = request.app.state.db
+    async with db.sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+# scope="function": commit before the response is sent, so a failed commit is never reported as success.
+SessionDep = Annotated[AsyncSession, Depends(db_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+async def current_principal(
+    request: Request,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_header_key)],
+) -> Principal:
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    presented = bearer.credentials if bearer is not None else header_key
+    if not presented:
+        raise Unauthorized(
+            "An API key is required: send `Authorization: Bearer <key>` or `X-API-Key`.",
+            code="API_KEY_REQUIRED",
+        )
+    principal = await security_service.authenticate_key(session=session, plaintext=presented)
+    if principal.needs_touch and principal.key_id is not None:
+        db: Database = request.app.state.db
+        async with db.session_scope() as touch:
+            await security_service.touch_key(session=touch, key_id=principal.key_id)
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require_role(minimum: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    async def check(principal: PrincipalDep) -> Principal:
+        if not principal.has_role(minimum):
+            raise Forbidden(
+                f"This needs the {minimum.value} role or higher; you are {principal.role.value}.",
+                code="ROLE_REQUIRED",
+                details={"required_role": minimum.value, "role": principal.role.value},
+            )
+        return principal
+
+    return check
+
+
+ViewerDep = Annotated[Principal, Depends(require_role(Role.VIEWER))]
+OperatorDep = Annotated[Principal, Depends(require_role(Role.OPERATOR))]
+ApproverDep = Annotated[Principal, Depends(require_role(Role.APPROVER))]
+AdminDep = Annotated[Principal, Depends(require_role(Role.ADMIN))]
+
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
+CursorQuery = Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")]
+DEFAULT_PAGE_LIMIT = DEFAULT_LIMIT
