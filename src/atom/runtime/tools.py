@@ -1,0 +1,67 @@
+"""The tool registry: what an agent can do, each action registered with its complexity.
+
+Registering a tool also registers its action in the governance catalogue, so nothing can run
+that governance has not classified. Later domains (canvas, browser, skills, integrations)
+register their tools here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from atom.errors import InvalidInput
+from atom.governance.catalogue import catalogue
+
+Handler = Callable[[BaseModel], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    complexity: int
+    description: str
+    params: type[BaseModel]
+    handler: Handler = field(repr=False)
+
+    def validate(self, params: dict[str, Any]) -> BaseModel:
+        try:
+            return self.params.model_validate(params)
+        except ValidationError as exc:
+            fields = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+            raise InvalidInput(
+                f"Invalid parameters for {self.name}.", code="INVALID_TOOL_PARAMS", details={"fields": fields}
+            ) from exc
+
+
+class ToolRegistry:
+    def __init__(self) -> None:
+        self._tools: dict[str, Tool] = {}
+
+    def register(self, tool: Tool) -> Tool:
+        catalogue.register(tool.name, tool.complexity, tool.description, source="tool")
+        self._tools[tool.name] = tool
+        return tool
+
+    def unregister(self, name: str) -> None:
+        self._tools.pop(name, None)
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def all(self) -> list[Tool]:
+        return sorted(self._tools.values(), key=lambda t: t.name)
+
+
+def default_registry() -> ToolRegistry:
+    from atom.runtime.builtin_tools import register_builtin_tools
+
+    registry = ToolRegistry()
+    register_builtin_tools(registry)
+    return registry
+
+
+tools = default_registry()

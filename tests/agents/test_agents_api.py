@@ -1,0 +1,164 @@
+"""The agent registry over HTTP: CRUD, status, confidence ledger, promotion, permissions, bad input."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from atom.security.models import Role
+from tests.conftest import MakeUser, UserWithKey
+
+
+@pytest.fixture
+async def operator(make_user: MakeUser) -> UserWithKey:
+    return await make_user(Role.OPERATOR)
+
+
+async def _create(client: httpx.AsyncClient, who: UserWithKey, **body: object) -> dict[str, object]:
+    response = await client.post("/api/agents", json={"name": "bot", **body}, headers=who.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_create_defaults_to_student_03(client: httpx.AsyncClient, operator: UserWithKey) -> None:
+    agent = await _create(client, operator, category="finance", configuration={"model": "gpt-x", "tools": ["read"]})
+    assert agent["maturity_level"] == "STUDENT" and agent["confidence"] == 0.3 and agent["status"] == "active"
+    assert agent["configuration"] == {"model": "gpt-x", "tools": ["read"]}
+    fetched = await client.get(f"/api/agents/{agent['id']}", headers=operator.headers)
+    assert fetched.json()["name"] == "bot"
+    dup = await client.post("/api/agents", json={"name": "bot"}, headers=operator.headers)
+    assert dup.status_code == 409 and dup.json()["error"]["code"] == "AGENT_EXISTS"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "confidence": 1.5}, "body.confidence"),
+        ({"name": "x", "confidence": -0.1}, "body.confidence"),
+        ({"name": "x", "configuration": {"modle": "typo"}}, "body.configuration.modle"),
+        ({"name": "x", "configuration": {"temperature": 9}}, "body.configuration.temperature"),
+        ({"name": ""}, "body.name"),
+    ],
+)
+async def test_bad_agent_input_is_422_naming_the_field(
+    client: httpx.AsyncClient, operator: UserWithKey, body: dict[str, object], field: str
+) -> None:
+    response = await client.post("/api/agents", json=body, headers=operator.headers)
+    assert response.status_code == 422
+    assert field in [f["field"] for f in response.json()["error"]["details"]["fields"]]
+
+
+async def test_unknown_agent_is_404(client: httpx.AsyncClient, operator: UserWithKey) -> None:
+    for method, path in (
+        ("GET", "/api/agents/nope"),
+        ("POST", "/api/agents/nope/pause"),
+        ("GET", "/api/agents/nope/confidence"),
+    ):
+        response = await client.request(method, path, headers=operator.headers)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "AGENT_NOT_FOUND"
+
+
+async def test_pause_resume_stop_are_audited(client: httpx.AsyncClient, operator: UserWithKey) -> None:
+    agent = await _create(client, operator)
+    for verb, status in (("pause", "paused"), ("resume", "active"), ("stop", "stopped")):
+        response = await client.post(
+            f"/api/agents/{agent['id']}/{verb}", json={"reason": "test"}, headers=operator.headers
+        )
+        assert response.json()["status"] == status
+    conflict = await client.post(f"/api/agents/{agent['id']}/pause", headers=operator.headers)
+    assert conflict.status_code == 409
+    trail = (await client.get(f"/api/audit?resource_id={agent['id']}", headers=operator.headers)).json()["items"]
+    assert [e["action"] for e in trail][:3] == ["agent.stop", "agent.resume", "agent.pause"]
+
+
+async def test_viewer_cannot_create_or_pause(
+    client: httpx.AsyncClient, make_user: MakeUser, operator: UserWithKey
+) -> None:
+    viewer = await make_user(Role.VIEWER)
+    assert (await client.post("/api/agents", json={"name": "v"}, headers=viewer.headers)).status_code == 403
+    agent = await _create(client, operator)
+    assert (await client.post(f"/api/agents/{agent['id']}/pause", headers=viewer.headers)).status_code == 403
+    assert (await client.get(f"/api/agents/{agent['id']}", headers=viewer.headers)).status_code == 200
+
+
+async def test_confidence_ledger_and_demotion(
+    client: httpx.AsyncClient, operator: UserWithKey, make_user: MakeUser
+) -> None:
+    approver = await make_user(Role.APPROVER)
+    agent = await _create(client, operator, confidence=0.72)
+    assert agent["maturity_level"] == "SUPERVISED"
+    forbidden = await client.post(
+        f"/api/agents/{agent['id']}/confidence", json={"delta": -0.1, "reason": "x"}, headers=operator.headers
+    )
+    assert forbidden.status_code == 403
+    change = await client.post(
+        f"/api/agents/{agent['id']}/confidence",
+        json={"delta": -0.05, "reason": "wrong invoice"},
+        headers=approver.headers,
+    )
+    assert change.status_code == 201
+    assert change.json()["confidence_before"] == 0.72 and round(change.json()["confidence_after"], 4) == 0.67
+    after = (await client.get(f"/api/agents/{agent['id']}", headers=operator.headers)).json()
+    assert after["maturity_level"] == "INTERN"
+    levels = (await client.get(f"/api/agents/{agent['id']}/levels", headers=operator.headers)).json()
+    assert [(c["kind"], c["from_level"], c["to_level"]) for c in levels] == [("demotion", "SUPERVISED", "INTERN")]
+    history = (await client.get(f"/api/agents/{agent['id']}/confidence", headers=operator.headers)).json()["items"]
+    assert [h["reason"] for h in history] == ["wrong invoice"]
+    demote_audit = (await client.get("/api/audit?action=agent.demote", headers=operator.headers)).json()["items"]
+    assert len(demote_audit) == 1 and demote_audit[0]["decision"] == "demoted"
+
+
+async def test_confidence_is_clamped(client: httpx.AsyncClient, make_user: MakeUser, operator: UserWithKey) -> None:
+    approver = await make_user(Role.APPROVER)
+    agent = await _create(client, operator, confidence=0.05)
+    change = await client.post(
+        f"/api/agents/{agent['id']}/confidence", json={"delta": -0.5, "reason": "x"}, headers=approver.headers
+    )
+    assert change.json()["confidence_after"] == 0.0
+    out_of_range = await client.post(
+        f"/api/agents/{agent['id']}/confidence", json={"delta": 2, "reason": "x"}, headers=approver.headers
+    )
+    assert out_of_range.status_code == 422
+
+
+async def test_promotion_needs_an_approver(
+    client: httpx.AsyncClient, make_user: MakeUser, operator: UserWithKey
+) -> None:
+    approver = await make_user(Role.APPROVER)
+    agent = await _create(client, operator)
+    body = {"to_level": "INTERN", "reason": "ten clean episodes"}
+    assert (
+        await client.post(f"/api/agents/{agent['id']}/promote", json=body, headers=operator.headers)
+    ).status_code == 403
+    promoted = await client.post(f"/api/agents/{agent['id']}/promote", json=body, headers=approver.headers)
+    assert promoted.status_code == 200 and promoted.json()["maturity_level"] == "INTERN"
+    again = await client.post(f"/api/agents/{agent['id']}/promote", json=body, headers=approver.headers)
+    assert again.status_code == 422 and again.json()["error"]["code"] == "NOT_A_PROMOTION"
+    bad_level = await client.post(
+        f"/api/agents/{agent['id']}/promote", json={"to_level": "GURU", "reason": "x"}, headers=approver.headers
+    )
+    assert bad_level.status_code == 422
+
+
+async def test_permissions_dry_run_and_check_endpoint(client: httpx.AsyncClient, operator: UserWithKey) -> None:
+    agent = await _create(client, operator, confidence=0.6)
+    view = (await client.get(f"/api/agents/{agent['id']}/permissions", headers=operator.headers)).json()
+    rows = {row["action"]: row for row in view["actions"]}
+    assert view["level"] == "INTERN"
+    assert rows["present_chart"]["manual"] == "allow" and rows["present_chart"]["automated"] == "propose"
+    assert rows["send_email"]["manual"] == "deny"
+    actions = (await client.get("/api/governance/actions", headers=operator.headers)).json()
+    assert {"name": "stream_chat", "complexity": 2}.items() <= next(
+        a for a in actions if a["name"] == "stream_chat"
+    ).items()
+    decided = await client.post(
+        "/api/governance/check",
+        json={"agent_id": agent["id"], "action": "analyze", "trigger": "automated"},
+        headers=operator.headers,
+    )
+    body = decided.json()
+    assert body["outcome"] == "propose" and body["needs_proposal"] is True and body["allowed"] is False
+    bad = await client.post(
+        "/api/governance/check", json={"agent_id": agent["id"], "action": "x y"}, headers=operator.headers
+    )
+    assert bad.status_code == 422
