@@ -1,0 +1,154 @@
+"""What a workflow step can do: registered actions, each with its governance complexity.
+
+An action is a handler `(params, ctx) -> output dict` with a pydantic model for its `with:` inputs.
+The context carries the step's idempotency key (stable across redeliveries of the same attempt
+and automatic retries, new on a person's retry-from-failed), a shared HTTP client, settings,
+credentials from the secrets store, and a per-step log.
+
+Every action is registered in the governance catalogue (`governance.catalogue.register`). Some
+actions are governed by what they do rather than by their name: `http_request` is checked as
+`http_get` (complexity 1), `http_post`/`http_put`/`http_patch` (3) or `http_delete` (4).
+Tools of the agent runtime (`atom.runtime.tools`) are usable as workflow actions too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import httpx
+from cryptography.fernet import Fernet
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from atom.config import Settings
+from atom.db.session import Database
+from atom.errors import InvalidInput, NotFound
+from atom.governance.catalogue import catalogue
+from atom.runtime.tools import ToolRegistry
+from atom.runtime.tools import tools as runtime_tools
+from atom.security import secrets_store
+from atom.workflows.integrations.errors import IntegrationNotConfigured
+
+MAX_LOG_LINES = 200
+
+
+@dataclass
+class ActionContext:
+    settings: Settings
+    db: Database
+    http: httpx.AsyncClient
+    cipher: Fernet
+    idempotency_key: str
+    run_id: str
+    step_id: str
+    agent_id: str
+    logs: list[dict[str, Any]] = field(default_factory=list)
+
+    def log(self, message: str, **fields: Any) -> None:
+        if len(self.logs) < MAX_LOG_LINES:
+            self.logs.append({"at": time.time(), "message": message, **fields})
+
+    async def secret(self, name: str, *, integration: str, setting: str) -> str:
+        """A credential from the secrets store; a missing one is a clear, non-retryable error."""
+        try:
+            async with self.db.session_scope() as session:
+                return await secrets_store.reveal(session=session, cipher=self.cipher, name=name)
+        except NotFound as exc:
+            raise IntegrationNotConfigured(
+                f"{integration}: the secret {name!r} is not in the secrets store "
+                f"(create it with `atom-os secrets create {name}`, or point {setting} at another secret).",
+                integration=integration,
+                details={"secret": name, "setting": setting},
+            ) from exc
+
+
+Handler = Callable[[Any, ActionContext], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class WorkflowAction:
+    name: str
+    complexity: int
+    description: str
+    params: type[BaseModel]
+    handler: Handler = field(repr=False)
+    governed_as: Callable[[Any], str] | None = field(default=None, repr=False)
+    # extra catalogue entries this action is governed as (name -> complexity)
+    governed_names: dict[str, int] = field(default_factory=dict)
+
+    def validate(self, params: dict[str, Any]) -> BaseModel:
+        try:
+            return self.params.model_validate(params)
+        except ValidationError as exc:
+            fields = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+            named = ", ".join(f"{f['field']}: {f['message']}" for f in fields[:3])
+            raise InvalidInput(
+                f"Invalid inputs for {self.name}: {named}.", code="INVALID_ACTION_PARAMS", details={"fields": fields}
+            ) from exc
+
+    def governance_action(self, params: BaseModel) -> str:
+        return self.governed_as(params) if self.governed_as is not None else self.name
+
+
+class ActionRegistry:
+    def __init__(self, fallback: ToolRegistry | None = runtime_tools) -> None:
+        self._actions: dict[str, WorkflowAction] = {}
+        self._fallback = fallback
+
+    def register(self, action: WorkflowAction) -> WorkflowAction:
+        if action.governed_names:
+            for name, complexity in action.governed_names.items():
+                catalogue.register(name, complexity, f"{action.name}: {action.description}", source="workflow")
+        else:
+            catalogue.register(action.name, action.complexity, action.description, source="workflow")
+        self._actions[action.name] = action
+        return action
+
+    def get(self, name: str) -> WorkflowAction | None:
+        action = self._actions.get(name)
+        if action is not None or self._fallback is None:
+            return action
+        tool = self._fallback.get(name)
+        if tool is None:
+            return None
+
+        async def run_tool(params: BaseModel, ctx: ActionContext) -> dict[str, Any]:
+            return await tool.handler(params)
+
+        return WorkflowAction(tool.name, tool.complexity, tool.description, tool.params, run_tool)
+
+    def exists(self, name: str) -> bool:
+        return self.get(name) is not None
+
+    def all(self) -> list[WorkflowAction]:
+        return sorted(self._actions.values(), key=lambda a: a.name)
+
+
+class NoopParams(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+async def noop(params: BaseModel, ctx: ActionContext) -> dict[str, Any]:
+    """Returns its inputs: shapes data between steps; also the benchmark's step."""
+    return dict(params.model_extra or {})
+
+
+def build_registry() -> ActionRegistry:
+    from atom.runtime.builtin_tools import register_builtin_tools
+    from atom.workflows.integrations import register_integrations
+
+    if runtime_tools.get("get_current_time") is None:
+        register_builtin_tools(runtime_tools)
+    registry = ActionRegistry()
+    registry.register(WorkflowAction("noop", 1, "Do nothing; the output is the step's inputs.", NoopParams, noop))
+    register_integrations(registry)
+    return registry
+
+
+@lru_cache(maxsize=1)
+def default_registry() -> ActionRegistry:
+    """Built on first use (never at import time) and shared by the engine, the API and the CLI."""
+    return build_registry()

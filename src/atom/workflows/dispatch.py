@@ -1,0 +1,131 @@
+"""Handing queued steps to workers: an in-process async pool (default) or arq on Redis (scale-out).
+
+Both are at-least-once: a step can be delivered more than once (a sweeper redispatch, a redelivery
+after a worker died), and the conditional claim in the database lets exactly one delivery run it.
+arq job ids are `wf:<step run id>:<dispatch number>`, so dispatching the same step twice for the
+same reason enqueues it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any, Protocol
+
+from atom.config import Settings, WorkflowExecutorMode
+from atom.errors import ConfigurationError
+from atom.observability.logging import get_logger
+from atom.workflows.engine import QueuedStep
+
+log = get_logger("atom.workflows.dispatch")
+StepHandler = Callable[[str], Awaitable[object]]
+ARQ_FUNCTION = "run_workflow_step"
+
+
+class Dispatcher(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def dispatch(self, jobs: Sequence[QueuedStep]) -> None: ...
+
+
+class EmbeddedPool:
+    """A bounded set of asyncio workers reading one queue; delayed jobs wait on the event loop's timer."""
+
+    def __init__(self, handler: StepHandler, concurrency: int) -> None:
+        self.handler = handler
+        self.concurrency = concurrency
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"atom-workflow-worker-{n}") for n in range(self.concurrency)
+        ]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self._workers = []
+
+    async def dispatch(self, jobs: Sequence[QueuedStep]) -> None:
+        loop = asyncio.get_running_loop()
+        for job in jobs:
+            if self._stopping:
+                return
+            if job.delay_s > 0:
+                self._timers.add(loop.call_later(job.delay_s, self._fire, job.step_run_id))
+            else:
+                self._queue.put_nowait(job.step_run_id)
+
+    def _fire(self, step_id: str) -> None:
+        self._timers = {t for t in self._timers if not t.cancelled() and t.when() > asyncio.get_running_loop().time()}
+        self._queue.put_nowait(step_id)
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    async def _work(self) -> None:
+        while True:
+            step_id = await self._queue.get()
+            try:
+                await self.handler(step_id)
+            except Exception:  # the handler records failures itself; never let one kill the worker
+                log.exception("workflow step handler failed", step_run_id=step_id)
+            finally:
+                self._queue.task_done()
+
+
+class ArqDispatcher:
+    """Enqueues on the arq queue that `atom-os worker` processes read."""
+
+    def __init__(self, redis_url: str, queue_name: str) -> None:
+        self.redis_url = redis_url
+        self.queue_name = queue_name
+        self._pool: Any = None
+
+    async def start(self) -> None:
+        from arq.connections import RedisSettings, create_pool
+
+        self._pool = await create_pool(RedisSettings.from_dsn(self.redis_url), default_queue_name=self.queue_name)
+
+    async def stop(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
+
+    async def dispatch(self, jobs: Sequence[QueuedStep]) -> None:
+        if self._pool is None:
+            await self.start()
+        for job in jobs:
+            await self._pool.enqueue_job(
+                ARQ_FUNCTION,
+                job.step_run_id,
+                _job_id=f"wf:{job.step_run_id}:{job.dispatch}",
+                _defer_by=timedelta(seconds=job.delay_s) if job.delay_s > 0 else None,
+                _queue_name=self.queue_name,
+            )
+
+
+def build_dispatcher(settings: Settings, handler: StepHandler) -> Dispatcher:
+    if settings.workflow_executor is WorkflowExecutorMode.ARQ:
+        if not settings.redis_url:
+            raise ConfigurationError(
+                "the arq workflow executor needs Redis.",
+                setting="ATOM_REDIS_URL",
+                fix="set ATOM_REDIS_URL, or ATOM_WORKFLOW_EXECUTOR=embedded to run steps inside the server.",
+            )
+        return ArqDispatcher(settings.redis_url, settings.workflow_queue_name)
+    return EmbeddedPool(handler, settings.workflow_concurrency)

@@ -1,0 +1,689 @@
+"""The run state machine: what happens to a run and its steps, one committed transaction at a time.
+
+Every change to a run starts by locking the run row with a write (`UPDATE ... SET lock_version =
+lock_version + 1`): a row lock on PostgreSQL, the write lock on SQLite. So step completions of
+parallel branches, cancels and retries of the same run are serialized, and each sees the others'
+committed state. A step's transition out of `running` is a conditional UPDATE on its attempt
+number: a worker whose lease was taken over by a redelivery cannot overwrite the newer attempt.
+
+Functions here only change rows (they flush; callers commit) and return what to do after the
+commit: the steps to hand to workers (`Advance.queued`) and the events to publish.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atom.audit import service as audit
+from atom.config import Settings
+from atom.errors import Conflict
+from atom.governance.policy import GovernanceContext
+from atom.training import proposals
+from atom.training.models import ProposalKind
+from atom.workflows import templates
+from atom.workflows.definition import StepDef, StepType, WorkflowDefinition, parse_duration, topological_order
+from atom.workflows.models import (
+    ACTIVE_STEP_STATUSES,
+    RunStatus,
+    StepRun,
+    StepStatus,
+    Workflow,
+    WorkflowRun,
+    WorkflowVersion,
+)
+
+WORKFLOW_COMPLETED = "workflow.completed"
+RUN_CANCELLED = "workflow.run_cancelled"
+RUN_CHANGED = "workflow.run_changed"
+APPROVE_STEP_ACTION = "workflow.approve_step"
+
+
+@dataclass(frozen=True)
+class QueuedStep:
+    step_run_id: str
+    run_id: str
+    dispatch: int
+    delay_s: float = 0.0
+    inline: bool = False
+
+
+@dataclass
+class Advance:
+    queued: list[QueuedStep] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def merge(self, other: Advance) -> Advance:
+        self.queued += other.queued
+        self.events += other.events
+        return self
+
+
+def idempotency_key(run_id: str, step_key: str, generation: int) -> str:
+    """Stable across redeliveries and automatic retries of a step; new when a person retries the run."""
+    return f"{run_id}:{step_key}:{generation}"
+
+
+def governance_context(run: WorkflowRun) -> GovernanceContext:
+    from atom.governance.policy import TriggerKind
+
+    return GovernanceContext(
+        trigger=TriggerKind(run.trigger_kind),
+        source=run.source,
+        proposal_id=run.proposal_id,
+        supervision_session_id=run.supervision_session_id,
+        actor_user_id=run.actor_user_id,
+    )
+
+
+async def lock_run(session: AsyncSession, run_id: str) -> WorkflowRun | None:
+    result = await session.execute(
+        update(WorkflowRun)
+        .where(WorkflowRun.id == run_id)
+        .values(lock_version=WorkflowRun.lock_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return await session.get(WorkflowRun, run_id, populate_existing=True)
+
+
+async def load_steps(session: AsyncSession, run_id: str) -> list[StepRun]:
+    stmt = select(StepRun).where(StepRun.run_id == run_id).order_by(StepRun.position)
+    return list((await session.scalars(stmt.execution_options(populate_existing=True))).all())
+
+
+def template_context(
+    run: WorkflowRun, steps: list[StepRun], *, failure: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "inputs": run.inputs,
+        "trigger": run.trigger_payload,
+        "run": {
+            "id": run.id,
+            "workflow_id": run.workflow_id,
+            "version": run.version,
+            "source": run.source,
+            "agent_id": run.agent_id,
+        },
+        "steps": {
+            s.step_key: {"status": s.status, "output": s.output, "error": s.error, "input": s.input} for s in steps
+        },
+    }
+    if failure is not None:
+        context["failure"] = failure
+    return context
+
+
+def failure_for_handler(definition: WorkflowDefinition, steps: list[StepRun], handler_key: str) -> dict[str, Any]:
+    failed = [
+        s
+        for s in steps
+        if s.status == StepStatus.FAILED.value and definition.step(s.step_key).on_failure == handler_key
+    ]
+    failed.sort(key=lambda s: s.finished_at or s.started_at or s.queued_at or datetime.min)
+    if not failed:
+        return {}
+    last = failed[-1]
+    return {"step": last.step_key, "error": last.error, "error_code": last.error_code, "output": last.output}
+
+
+async def create_run(
+    session: AsyncSession,
+    *,
+    workflow: Workflow,
+    version: WorkflowVersion,
+    definition: WorkflowDefinition,
+    agent_id: str,
+    inputs: dict[str, Any],
+    payload: dict[str, Any],
+    context: GovernanceContext,
+    trigger_id: str | None,
+    chain_depth: int,
+    mode: str,
+    now: datetime,
+    settings: Settings,
+) -> tuple[WorkflowRun, Advance]:
+    run = WorkflowRun(
+        workflow_id=workflow.id,
+        version=version.version,
+        agent_id=agent_id,
+        status=RunStatus.RUNNING.value,
+        mode=mode,
+        trigger_kind=context.trigger.value,
+        source=context.source,
+        trigger_id=trigger_id,
+        trigger_payload=payload,
+        inputs=inputs,
+        proposal_id=context.proposal_id,
+        supervision_session_id=context.supervision_session_id,
+        actor_user_id=context.actor_user_id,
+        chain_depth=chain_depth,
+        lock_version=0,
+        created_at=now,
+    )
+    session.add(run)
+    await session.flush()
+    order = topological_order(definition)
+    rows = []
+    for position, key in enumerate(order):
+        step = definition.step(key)
+        rows.append(
+            StepRun(
+                run_id=run.id,
+                step_key=key,
+                position=position,
+                kind=step.type.value,
+                action=step.action,
+                status=StepStatus.PENDING.value,
+                attempt=0,
+                generation=0,
+                dispatches=0,
+                idempotency_key=idempotency_key(run.id, key, 0),
+                logs=[],
+                agent_id=version.agent_ids.get(key) or agent_id,
+            )
+        )
+    session.add_all(rows)
+    await session.flush()
+    advance = await advance_run(session, run, definition, rows, now=now, settings=settings)
+    return run, advance
+
+
+def _resolved(step: StepRun, spec: StepDef) -> bool:
+    return step.status in (StepStatus.SUCCEEDED.value, StepStatus.SKIPPED.value) or (
+        step.status == StepStatus.FAILED.value and spec.on_failure == "continue"
+    )
+
+
+def _blocking(step: StepRun, spec: StepDef) -> bool:
+    return step.status == StepStatus.CANCELLED.value or (
+        step.status == StepStatus.FAILED.value and spec.on_failure != "continue"
+    )
+
+
+def _finish_step(
+    step: StepRun, status: StepStatus, now: datetime, *, error: str | None = None, code: str | None = None
+) -> None:
+    step.status = status.value
+    step.finished_at = now
+    step.lease_expires_at = None
+    step.due_at = None
+    if error is not None:
+        step.error = error
+        step.error_code = code
+
+
+async def advance_run(
+    session: AsyncSession,
+    run: WorkflowRun,
+    definition: WorkflowDefinition,
+    steps: list[StepRun],
+    *,
+    now: datetime,
+    settings: Settings,
+) -> Advance:
+    """Move every step whose needs are met forward; finish the run when nothing is left. Run must be locked."""
+    result = Advance()
+    if run.status != RunStatus.RUNNING.value:
+        return result
+    by_key = {s.step_key: s for s in steps}
+    handlers = definition.handler_ids
+    changed = True
+    while changed and run.status == RunStatus.RUNNING.value:
+        changed = False
+        for step in steps:
+            if step.status != StepStatus.PENDING.value:
+                continue
+            spec = definition.step(step.step_key)
+            if step.step_key in handlers:
+                triggered = any(
+                    s.status == StepStatus.FAILED.value and definition.step(s.step_key).on_failure == step.step_key
+                    for s in steps
+                )
+                if not triggered:
+                    continue
+            else:
+                needs = [(by_key[n], definition.step(n)) for n in spec.needs]
+                blocked = [n.step_key for n, nspec in needs if _blocking(n, nspec)]
+                if blocked:
+                    _finish_step(
+                        step, StepStatus.CANCELLED, now, error=f"not run: {', '.join(blocked)} did not succeed"
+                    )
+                    changed = True
+                    continue
+                if not all(_resolved(n, nspec) for n, nspec in needs):
+                    continue
+            changed = True
+            await _make_ready(session, run, definition, steps, step, spec, now=now, settings=settings, result=result)
+    if run.status == RunStatus.RUNNING.value:
+        await _maybe_finish(session, run, definition, steps, now=now, result=result)
+    return result
+
+
+async def _make_ready(
+    session: AsyncSession,
+    run: WorkflowRun,
+    definition: WorkflowDefinition,
+    steps: list[StepRun],
+    step: StepRun,
+    spec: StepDef,
+    *,
+    now: datetime,
+    settings: Settings,
+    result: Advance,
+) -> None:
+    failure = failure_for_handler(definition, steps, step.step_key) if step.step_key in definition.handler_ids else None
+    context = template_context(run, steps, failure=failure)
+    try:
+        if spec.if_ is not None and not templates.evaluate_condition(spec.if_, context, field=f"steps.{spec.id}.if"):
+            _finish_step(step, StepStatus.SKIPPED, now)
+            step.started_at = now
+            return
+        if spec.type is StepType.ACTION:
+            step.status = StepStatus.QUEUED.value
+            step.queued_at = now
+            step.due_at = None
+            step.dispatches += 1
+            result.queued.append(QueuedStep(step.id, run.id, step.dispatches, inline=run.mode == "inline"))
+        elif spec.type is StepType.WAIT:
+            step.status = StepStatus.WAITING.value
+            step.queued_at = step.started_at = now
+            if spec.duration is not None:
+                step.due_at = now + timedelta(seconds=spec.duration)
+            else:
+                until = templates.render_string(spec.until or "", context, field=f"steps.{spec.id}.until")
+                step.due_at = _parse_until(str(until), spec.id, now)
+            step.input = {"until": step.due_at.isoformat()}
+        else:
+            message = templates.render_value(
+                spec.message or f"Approve step {spec.id!r} of this workflow?", context, field=f"steps.{spec.id}.message"
+            )
+            step.status = StepStatus.WAITING.value
+            step.queued_at = step.started_at = now
+            step.input = {"message": message}
+            proposal = await proposals.create(
+                session=session,
+                agent_id=step.agent_id or run.agent_id,
+                kind=ProposalKind.ACTION,
+                plan=[
+                    {
+                        "action": APPROVE_STEP_ACTION,
+                        "params": {
+                            "run_id": run.id,
+                            "step": step.step_key,
+                            "generation": step.generation,
+                            "message": message,
+                        },
+                    }
+                ],
+                source="workflow",
+                blocked_trigger_id=None,
+                settings=settings,
+            )
+            step.proposal_id = proposal.id
+    except templates.TemplateError as exc:
+        step.started_at = now
+        await fail_step(
+            session,
+            run,
+            definition,
+            steps,
+            step,
+            error=exc.message,
+            code=exc.code,
+            now=now,
+            settings=settings,
+            result=result,
+        )
+
+
+def _parse_until(value: str, step_id: str, now: datetime) -> datetime:
+    """An ISO time (aware, or UTC when naive), or a duration from now."""
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return now + timedelta(seconds=parse_duration(text))
+        except ValueError:
+            raise templates.TemplateError(
+                f"steps.{step_id}.until: {value!r} is neither an ISO time nor a duration",
+                details={"field": f"steps.{step_id}.until"},
+            ) from None
+    if moment.tzinfo is None:
+        from datetime import UTC
+
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+async def fail_step(
+    session: AsyncSession,
+    run: WorkflowRun,
+    definition: WorkflowDefinition,
+    steps: list[StepRun],
+    step: StepRun,
+    *,
+    error: str,
+    code: str,
+    now: datetime,
+    settings: Settings,
+    result: Advance,
+) -> None:
+    """Mark the step failed and apply its on_failure: fail the run, continue, or trigger the handler."""
+    _finish_step(step, StepStatus.FAILED, now, error=error, code=code)
+    spec = definition.step(step.step_key)
+    if spec.on_failure == "fail":
+        await _end_run(
+            session, run, steps, RunStatus.FAILED, now=now, error=f"step {step.step_key} failed: {error}", result=result
+        )
+
+
+async def _end_run(
+    session: AsyncSession,
+    run: WorkflowRun,
+    steps: list[StepRun],
+    status: RunStatus,
+    *,
+    now: datetime,
+    error: str | None,
+    result: Advance,
+) -> None:
+    run.status = status.value
+    run.finished_at = now
+    run.error = error
+    for other in steps:
+        if other.status in (StepStatus.PENDING.value, StepStatus.QUEUED.value, StepStatus.WAITING.value):
+            reason = "the run was cancelled" if status is RunStatus.CANCELLED else "the run failed"
+            _finish_step(other, StepStatus.CANCELLED, now, error=f"not run: {reason}")
+    await session.flush()
+    result.events.append(
+        (
+            WORKFLOW_COMPLETED,
+            {
+                "event_id": f"{run.id}:{run.lock_version}",
+                "run_id": run.id,
+                "workflow_id": run.workflow_id,
+                "version": run.version,
+                "status": status.value,
+                "error": error,
+                "chain_depth": run.chain_depth,
+            },
+        )
+    )
+
+
+async def _maybe_finish(
+    session: AsyncSession,
+    run: WorkflowRun,
+    definition: WorkflowDefinition,
+    steps: list[StepRun],
+    *,
+    now: datetime,
+    result: Advance,
+) -> None:
+    handlers = definition.handler_ids
+    for step in steps:
+        if step.status in ACTIVE_STEP_STATUSES and not (
+            step.status == StepStatus.PENDING.value and step.step_key in handlers
+        ):
+            return
+    for step in steps:
+        if step.status == StepStatus.PENDING.value:  # a failure handler whose failure never happened
+            _finish_step(step, StepStatus.SKIPPED, now)
+    failed = [
+        s for s in steps if s.status == StepStatus.FAILED.value and definition.step(s.step_key).on_failure != "continue"
+    ]
+    if failed:
+        first = failed[0]
+        await _end_run(
+            session,
+            run,
+            steps,
+            RunStatus.FAILED,
+            now=now,
+            error=f"step {first.step_key} failed: {first.error}",
+            result=result,
+        )
+    else:
+        await _end_run(session, run, steps, RunStatus.SUCCEEDED, now=now, error=None, result=result)
+
+
+# --- transitions driven by workers, people and the scheduler --------------------------------
+
+
+async def record_success(
+    session: AsyncSession,
+    *,
+    run_id: str,
+    step_run_id: str,
+    attempt: int,
+    output: dict[str, Any],
+    logs: list[dict[str, Any]],
+    definition: WorkflowDefinition,
+    now: datetime,
+    settings: Settings,
+) -> Advance | None:
+    """None when this attempt no longer owns the step (a redelivery took it over, or it was cancelled)."""
+    run = await lock_run(session, run_id)
+    if run is None:
+        return None
+    done = await session.execute(
+        update(StepRun)
+        .where(StepRun.id == step_run_id, StepRun.status == StepStatus.RUNNING.value, StepRun.attempt == attempt)
+        .values(
+            status=StepStatus.SUCCEEDED.value,
+            output=output,
+            logs=logs,
+            error=None,
+            error_code=None,
+            finished_at=now,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    steps = await load_steps(session, run_id)
+    return await advance_run(session, run, definition, steps, now=now, settings=settings)
+
+
+async def record_failure(
+    session: AsyncSession,
+    *,
+    run_id: str,
+    step_run_id: str,
+    attempt: int,
+    error: str,
+    code: str,
+    retryable: bool,
+    logs: list[dict[str, Any]],
+    definition: WorkflowDefinition,
+    now: datetime,
+    settings: Settings,
+) -> Advance | None:
+    run = await lock_run(session, run_id)
+    if run is None:
+        return None
+    steps = await load_steps(session, run_id)
+    step = next((s for s in steps if s.id == step_run_id), None)
+    if step is None or step.status != StepStatus.RUNNING.value or step.attempt != attempt:
+        return None
+    spec = definition.step(step.step_key)
+    step.logs = logs
+    result = Advance()
+    if retryable and attempt <= spec.retries.max and run.status == RunStatus.RUNNING.value:
+        delay = spec.retries.delay(attempt)
+        step.status = StepStatus.QUEUED.value
+        step.error, step.error_code = error, code
+        step.lease_expires_at = None
+        step.queued_at = now
+        step.due_at = now + timedelta(seconds=delay)
+        step.dispatches += 1
+        step.logs = [
+            *logs,
+            {"at": now.timestamp(), "message": f"attempt {attempt} failed ({code}); retry in {delay:g} s"},
+        ]
+        result.queued.append(QueuedStep(step.id, run.id, step.dispatches, delay_s=delay, inline=run.mode == "inline"))
+        await session.flush()
+        return result
+    if run.status != RunStatus.RUNNING.value:
+        _finish_step(step, StepStatus.FAILED, now, error=error, code=code)
+        await session.flush()
+        return result
+    await fail_step(
+        session, run, definition, steps, step, error=error, code=code, now=now, settings=settings, result=result
+    )
+    result.merge(await advance_run(session, run, definition, steps, now=now, settings=settings))
+    await session.flush()
+    return result
+
+
+async def record_skipped(
+    session: AsyncSession,
+    *,
+    run_id: str,
+    step_run_id: str,
+    attempt: int,
+    definition: WorkflowDefinition,
+    now: datetime,
+    settings: Settings,
+) -> Advance | None:
+    run = await lock_run(session, run_id)
+    if run is None:
+        return None
+    steps = await load_steps(session, run_id)
+    step = next((s for s in steps if s.id == step_run_id), None)
+    if step is None or step.status != StepStatus.RUNNING.value or step.attempt != attempt:
+        return None
+    _finish_step(step, StepStatus.CANCELLED, now, error="not run: the run is no longer running")
+    await session.flush()
+    return Advance()
+
+
+async def resolve_waiting(
+    session: AsyncSession,
+    *,
+    run_id: str,
+    step_run_id: str,
+    definition: WorkflowDefinition,
+    approved: bool,
+    output: dict[str, Any],
+    error: str | None,
+    code: str | None,
+    now: datetime,
+    settings: Settings,
+) -> Advance | None:
+    """A wait came due, or a person decided an approval step. None when the step is no longer waiting."""
+    run = await lock_run(session, run_id)
+    if run is None or run.status != RunStatus.RUNNING.value:
+        return None
+    steps = await load_steps(session, run_id)
+    step = next((s for s in steps if s.id == step_run_id), None)
+    if step is None or step.status != StepStatus.WAITING.value:
+        return None
+    result = Advance()
+    if approved:
+        step.output = output
+        _finish_step(step, StepStatus.SUCCEEDED, now)
+    else:
+        step.output = output
+        await fail_step(
+            session,
+            run,
+            definition,
+            steps,
+            step,
+            error=error or "refused",
+            code=code or "REFUSED",
+            now=now,
+            settings=settings,
+            result=result,
+        )
+    result.merge(await advance_run(session, run, definition, steps, now=now, settings=settings))
+    await session.flush()
+    return result
+
+
+async def cancel_run(session: AsyncSession, *, run_id: str, actor: audit.Actor, now: datetime) -> Advance:
+    run = await lock_run(session, run_id)
+    if run is None:
+        from atom.errors import NotFound
+
+        raise NotFound(f"No workflow run {run_id!r}.", code="RUN_NOT_FOUND", details={"run_id": run_id})
+    if run.status != RunStatus.RUNNING.value:
+        raise Conflict(f"The run is already {run.status}.", code="RUN_FINISHED", details={"status": run.status})
+    steps = await load_steps(session, run_id)
+    result = Advance()
+    await _end_run(session, run, steps, RunStatus.CANCELLED, now=now, error="cancelled", result=result)
+    result.events.append((RUN_CANCELLED, {"run_id": run.id}))
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="workflow.run.cancel",
+        resource_type="workflow_run",
+        resource_id=run.id,
+        decision="done",
+        details={"running_steps": [s.step_key for s in steps if s.status == StepStatus.RUNNING.value]},
+    )
+    return result
+
+
+async def retry_run(
+    session: AsyncSession,
+    *,
+    run_id: str,
+    definition: WorkflowDefinition,
+    actor: audit.Actor,
+    now: datetime,
+    settings: Settings,
+) -> Advance:
+    """Run again from the steps that failed or never ran; steps that succeeded keep their outputs."""
+    run = await lock_run(session, run_id)
+    if run is None:
+        from atom.errors import NotFound
+
+        raise NotFound(f"No workflow run {run_id!r}.", code="RUN_NOT_FOUND", details={"run_id": run_id})
+    if run.status not in (RunStatus.FAILED.value, RunStatus.CANCELLED.value):
+        raise Conflict(
+            f"Only a failed or cancelled run can be retried; this one is {run.status}.",
+            code="RUN_NOT_RETRYABLE",
+            details={"status": run.status},
+        )
+    steps = await load_steps(session, run_id)
+    handlers = definition.handler_ids
+    reset = []
+    for step in steps:
+        rerun = step.status in (StepStatus.FAILED.value, StepStatus.CANCELLED.value) or (
+            step.step_key in handlers and step.status != StepStatus.RUNNING.value
+        )
+        if not rerun:
+            continue
+        step.generation += 1
+        step.status = StepStatus.PENDING.value
+        step.attempt = 0
+        step.idempotency_key = idempotency_key(run.id, step.step_key, step.generation)
+        step.input = step.output = step.error = step.error_code = None
+        step.queued_at = step.started_at = step.finished_at = step.due_at = step.lease_expires_at = None
+        step.proposal_id = None
+        step.logs = []
+        reset.append(step.step_key)
+    run.status = RunStatus.RUNNING.value
+    run.error = None
+    run.finished_at = None
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="workflow.run.retry",
+        resource_type="workflow_run",
+        resource_id=run.id,
+        decision="done",
+        details={"steps": reset},
+    )
+    return await advance_run(session, run, definition, steps, now=now, settings=settings)

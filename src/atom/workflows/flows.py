@@ -1,0 +1,398 @@
+"""Multi-step workflow processes: starting runs (every start passes the trigger interceptor), trigger
+fires (schedule, webhook, event) that happen exactly once, and a person's cancel / retry / approve / reject.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from atom.audit import service as audit
+from atom.errors import Conflict, InvalidInput, NotFound, Unauthorized, Unavailable
+from atom.governance.policy import TriggerKind
+from atom.observability.logging import get_logger
+from atom.security import secrets_store
+from atom.training import interceptor
+from atom.training import proposals as proposals_service
+from atom.workflows import engine as run_engine
+from atom.workflows import service, signing
+from atom.workflows.definition import WorkflowDefinition
+from atom.workflows.executor import WORKFLOW_EXECUTOR, build_plan
+from atom.workflows.models import StepRun, StepStatus, TriggerFire, WorkflowTrigger
+from atom.workflows.runner import WorkflowEngine
+
+log = get_logger("atom.workflows")
+MAX_CHAIN_DEPTH = 5
+FORWARDED_HEADERS = ("content-type", "user-agent", "x-request-id", "x-github-event", "x-github-delivery")
+
+
+@dataclass
+class StartResult:
+    route: str
+    reason: str
+    agent_id: str
+    agent_level: str
+    run_id: str | None = None
+    proposal_id: str | None = None
+    supervision_session_id: str | None = None
+    blocked_trigger_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def start_workflow(
+    engine: WorkflowEngine,
+    *,
+    workflow_ref: str,
+    inputs: dict[str, Any],
+    source: str,
+    kind: TriggerKind,
+    payload: dict[str, Any],
+    trigger_id: str | None = None,
+    actor_user_id: str | None = None,
+    chain_depth: int = 0,
+) -> StartResult:
+    """Resolve the workflow and its agent, build the plan, and hand it to the trigger interceptor."""
+    async with engine.db.session_scope() as session:
+        workflow = await service.get_workflow(session=session, ref=workflow_ref)
+        version = await service.get_version(session=session, workflow_id=workflow.id)
+        definition = await engine.definition(session, workflow.id, version.version)
+        resolved = service.require_inputs(definition, inputs)
+        agent_id = version.agent_ids.get("") or engine.settings.default_agent_id
+        if not agent_id:
+            raise InvalidInput(
+                f"Workflow {workflow.name!r} names no agent and ATOM_DEFAULT_AGENT_ID is not set.",
+                code="NO_AGENT_RESOLVED",
+            )
+        plan = build_plan(
+            workflow=workflow,
+            version=version,
+            definition=definition,
+            inputs=resolved,
+            payload=payload,
+            source=source,
+            trigger_id=trigger_id,
+            chain_depth=chain_depth,
+        )
+        summary = {"workflow_id": workflow.id, "workflow": workflow.name, "version": version.version}
+    routed = await interceptor.intercept(
+        db=engine.db,
+        settings=engine.settings,
+        agent_id=agent_id,
+        trigger=interceptor.TriggerInfo(
+            source=source, kind=kind, payload=summary, executor=WORKFLOW_EXECUTOR, actor_user_id=actor_user_id
+        ),
+        plan=plan,
+    )
+    result = StartResult(
+        route=routed.route.value,
+        reason=routed.reason,
+        agent_id=routed.agent_id,
+        agent_level=routed.agent_level.value,
+        proposal_id=routed.proposal_id,
+        supervision_session_id=routed.supervision_session_id,
+        blocked_trigger_id=routed.blocked_trigger_id,
+        extra=dict(routed.extra),
+    )
+    if routed.run is not None:
+        if not routed.run.ok:
+            raise InvalidInput(f"The run did not start: {routed.run.error}", code="RUN_NOT_STARTED")
+        result.run_id = (routed.run.steps[0].output or {}).get("run_id")
+    return result
+
+
+# --- trigger fires: each exactly once ---------------------------------------------------------
+
+
+async def _claim_fire(engine: WorkflowEngine, trigger_id: str, fire_key: str, outcome: str = "pending") -> str | None:
+    """Insert the fire row; None when this fire already happened (another process, a replay)."""
+    try:
+        async with engine.db.session_scope() as session:
+            fire = TriggerFire(
+                trigger_id=trigger_id, fire_key=fire_key[:128], outcome=outcome, created_at=engine.clock()
+            )
+            session.add(fire)
+            await session.flush()
+            return fire.id
+    except IntegrityError:
+        return None
+
+
+async def _finish_fire(
+    engine: WorkflowEngine, fire_id: str, outcome: str, run_id: str | None, detail: str | None
+) -> None:
+    async with engine.db.session_scope() as session:
+        await session.execute(
+            update(TriggerFire)
+            .where(TriggerFire.id == fire_id)
+            .values(outcome=outcome[:16], run_id=run_id, detail=(detail or "")[:2000] or None)
+        )
+
+
+async def _fire(
+    engine: WorkflowEngine,
+    trigger: WorkflowTrigger,
+    fire_id: str,
+    *,
+    source: str,
+    payload: dict[str, Any],
+    chain_depth: int = 0,
+) -> StartResult | None:
+    try:
+        result = await start_workflow(
+            engine,
+            workflow_ref=trigger.workflow_id,
+            inputs={},
+            source=source,
+            kind=TriggerKind.AUTOMATED,
+            payload=payload,
+            trigger_id=trigger.id,
+            chain_depth=chain_depth,
+        )
+    except Exception as exc:
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        log.warning("workflow trigger could not start a run", trigger_id=trigger.id, error=message)
+        await _finish_fire(engine, fire_id, "error", None, message)
+        return None
+    await _finish_fire(engine, fire_id, result.route, result.run_id, result.reason)
+    return result
+
+
+async def fire_schedule(
+    engine: WorkflowEngine, trigger: WorkflowTrigger, *, fire_at: datetime, missed: int, now: datetime
+) -> StartResult | None:
+    fire_id = await _claim_fire(engine, trigger.id, f"cron:{fire_at.isoformat()}")
+    if fire_id is None:
+        return None
+    payload = {
+        "type": "schedule",
+        "trigger": trigger.trigger_key,
+        "scheduled_at": fire_at.isoformat(),
+        "fired_at": now.isoformat(),
+        "missed": missed,
+    }
+    return await _fire(engine, trigger, fire_id, source="schedule", payload=payload)
+
+
+async def record_skipped_fires(
+    engine: WorkflowEngine, trigger: WorkflowTrigger, *, last_missed: datetime, missed: int
+) -> None:
+    fire_id = await _claim_fire(engine, trigger.id, f"missed:{last_missed.isoformat()}", outcome="skipped")
+    if fire_id is not None:
+        await _finish_fire(engine, fire_id, "skipped", None, f"{missed} missed fire(s) skipped (policy skip)")
+        log.info("missed cron fires skipped", trigger_id=trigger.id, missed=missed)
+
+
+def event_fire_key(topic: str, payload: dict[str, Any]) -> str:
+    """The event's own id when it has one, else a digest of its content."""
+    for key in ("event_id", "id"):
+        if isinstance(payload.get(key), str | int):
+            return f"event:{topic}:{payload[key]}"
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return f"event:{topic}:{hashlib.sha256(canonical.encode()).hexdigest()}"
+
+
+async def fire_event(engine: WorkflowEngine, topic: str, payload: dict[str, Any]) -> list[StartResult]:
+    async with engine.db.session_scope() as session:
+        triggers = list(
+            (
+                await session.scalars(
+                    select(WorkflowTrigger).where(
+                        WorkflowTrigger.kind == "event",
+                        WorkflowTrigger.event_topic == topic,
+                        WorkflowTrigger.enabled.is_(True),
+                    )
+                )
+            ).all()
+        )
+    depth = int(payload.get("chain_depth") or 0) + 1 if isinstance(payload.get("chain_depth"), int) else 1
+    results = []
+    for trigger in triggers:
+        wanted = trigger.config.get("filter") or {}
+        if any(payload.get(k) != v for k, v in wanted.items()):
+            continue
+        fire_id = await _claim_fire(engine, trigger.id, event_fire_key(topic, payload))
+        if fire_id is None:
+            continue
+        if depth > MAX_CHAIN_DEPTH:
+            await _finish_fire(engine, fire_id, "refused", None, f"event chain deeper than {MAX_CHAIN_DEPTH}")
+            continue
+        event_payload = {"type": "event", "trigger": trigger.trigger_key, "event": topic, "payload": payload}
+        result = await _fire(engine, trigger, fire_id, source="event", payload=event_payload, chain_depth=depth)
+        if result is not None:
+            results.append(result)
+    return results
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+
+async def receive_webhook(
+    engine: WorkflowEngine, *, workflow_ref: str, trigger_key: str, body: bytes, headers: dict[str, str]
+) -> StartResult:
+    """Verify (timestamp window, HMAC-SHA256, replay) and start. Every refusal happens before any write."""
+    settings = engine.settings
+    async with engine.db.session_scope() as session:
+        try:
+            workflow = await service.get_workflow(session=session, ref=workflow_ref)
+            trigger = await service.get_trigger(session=session, workflow_id=workflow.id, key=trigger_key)
+        except NotFound:
+            raise NotFound("No such webhook.", code="WEBHOOK_NOT_FOUND") from None
+        if trigger.kind != "webhook" or not trigger.enabled:
+            raise NotFound("No such webhook.", code="WEBHOOK_NOT_FOUND")
+        timestamp = headers.get(signing.TIMESTAMP_HEADER.lower(), "")
+        signature = headers.get(signing.SIGNATURE_HEADER.lower(), "")
+        if not timestamp or not signature:
+            raise Unauthorized(
+                f"Sign the request: {signing.TIMESTAMP_HEADER} and {signing.SIGNATURE_HEADER} are required.",
+                code="WEBHOOK_SIGNATURE_REQUIRED",
+            )
+        try:
+            sent_at = int(timestamp)
+        except ValueError:
+            raise Unauthorized("The timestamp must be Unix seconds.", code="WEBHOOK_BAD_TIMESTAMP") from None
+        now = engine.clock().timestamp()
+        if abs(now - sent_at) > settings.webhook_replay_window_s:
+            raise Unauthorized(
+                f"The timestamp is outside the {settings.webhook_replay_window_s} s window.",
+                code="WEBHOOK_TIMESTAMP_OUT_OF_WINDOW",
+            )
+        secret_name = str(trigger.config.get("secret"))
+        try:
+            secret = await secrets_store.reveal(session=session, cipher=engine.cipher, name=secret_name)
+        except NotFound:
+            log.error("webhook secret missing", trigger_id=trigger.id, secret=secret_name)
+            raise Unavailable(
+                "The webhook's secret is missing on this server.", code="WEBHOOK_SECRET_MISSING"
+            ) from None
+        if not signing.verify(secret, timestamp, body, signature):
+            log.warning("webhook signature refused", trigger_id=trigger.id)
+            raise Unauthorized("The signature does not match.", code="WEBHOOK_BAD_SIGNATURE")
+    payload = {
+        "type": "webhook",
+        "trigger": trigger.trigger_key,
+        "body": _parse_body(body, headers.get("content-type", "")),
+        "headers": {k: v for k, v in headers.items() if k in FORWARDED_HEADERS},
+        "received_at": engine.clock().isoformat(),
+    }
+    fire_id = await _claim_fire(engine, trigger.id, "sig:" + hashlib.sha256(signature.strip().encode()).hexdigest())
+    if fire_id is None:
+        raise Conflict("This delivery was already received (same signature).", code="WEBHOOK_REPLAYED")
+    result = await _fire(engine, trigger, fire_id, source="webhook", payload=payload)
+    if result is None:
+        raise Unavailable(
+            "The webhook was verified but the run could not start; see the server log.", code="RUN_NOT_STARTED"
+        )
+    return result
+
+
+def _parse_body(body: bytes, content_type: str) -> Any:
+    if "json" in content_type or (not content_type and body[:1] in (b"{", b"[")):
+        try:
+            return json.loads(body) if body else None
+        except ValueError:
+            raise InvalidInput("The body is not valid JSON.", code="WEBHOOK_INVALID_JSON") from None
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        raise InvalidInput("The body is neither JSON nor UTF-8 text.", code="WEBHOOK_INVALID_BODY") from None
+
+
+# --- a person acts on a run -------------------------------------------------------------------
+
+
+async def cancel(engine: WorkflowEngine, *, run_id: str, actor: audit.Actor) -> None:
+    async def body(session: Any) -> run_engine.Advance:
+        return await run_engine.cancel_run(session, run_id=run_id, actor=actor, now=engine.clock())
+
+    await engine.transact(body)
+
+
+async def retry(engine: WorkflowEngine, *, run_id: str, actor: audit.Actor) -> None:
+    async def body(session: Any) -> run_engine.Advance:
+        run = await service.get_run(session=session, run_id=run_id)
+        definition = await engine.definition(session, run.workflow_id, run.version)
+        return await run_engine.retry_run(
+            session, run_id=run_id, definition=definition, actor=actor, now=engine.clock(), settings=engine.settings
+        )
+
+    await engine.transact(body)
+
+
+async def _waiting_approval(engine: WorkflowEngine, run_id: str, step_key: str) -> StepRun:
+    async with engine.db.session_scope() as session:
+        steps = await run_engine.load_steps(session, run_id)
+    step = next((s for s in steps if s.step_key == step_key), None)
+    if step is None:
+        raise NotFound(f"The run has no step {step_key!r}.", code="STEP_NOT_FOUND")
+    if step.kind != "approval" or step.status != StepStatus.WAITING.value or step.proposal_id is None:
+        raise Conflict(f"Step {step_key!r} is not waiting for approval ({step.status}).", code="STEP_NOT_WAITING")
+    return step
+
+
+async def approve_step(
+    engine: WorkflowEngine, *, run_id: str, step_key: str, approver_id: str, reason: str | None
+) -> None:
+    """Approve through the proposal service: the same claim, audit and confidence as any proposal."""
+    step = await _waiting_approval(engine, run_id, step_key)
+    assert step.proposal_id is not None
+    approval = await proposals_service.approve(
+        db=engine.db, settings=engine.settings, proposal_id=step.proposal_id, approver_id=approver_id, reason=reason
+    )
+    if approval.run is not None and not approval.run.ok:
+        raise Conflict(f"Approved, but the run did not continue: {approval.run.error}", code="STEP_NOT_WAITING")
+
+
+async def reject_step(engine: WorkflowEngine, *, run_id: str, step_key: str, approver_id: str, reason: str) -> None:
+    step = await _waiting_approval(engine, run_id, step_key)
+    assert step.proposal_id is not None
+    async with engine.db.session_scope() as session:
+        await proposals_service.reject(
+            session=session,
+            proposal_id=step.proposal_id,
+            approver_id=approver_id,
+            reason=reason,
+            settings=engine.settings,
+        )
+    await settle_approval(engine, step)
+
+
+async def settle_approval(engine: WorkflowEngine, step: StepRun) -> None:
+    """Apply a decision taken in the proposals list (approved, rejected, expired) to the waiting step."""
+    from atom.training.models import ProposalStatus
+
+    async def body(session: Any) -> run_engine.Advance | None:
+        assert step.proposal_id is not None
+        proposal = await proposals_service.get(session=session, proposal_id=step.proposal_id)
+        status = ProposalStatus(proposal.status)
+        if status is ProposalStatus.PENDING:
+            return None
+        run = await service.get_run(session=session, run_id=step.run_id)
+        definition: WorkflowDefinition = await engine.definition(session, run.workflow_id, run.version)
+        approved = status in (ProposalStatus.APPROVED, ProposalStatus.EXECUTED, ProposalStatus.EXECUTION_FAILED)
+        if approved:
+            error, code = None, None
+        elif status is ProposalStatus.REJECTED:
+            error = f"rejected by {proposal.decided_by}: {proposal.decision_reason or 'no reason given'}"
+            code = "APPROVAL_REJECTED"
+        else:
+            error, code = "the approval request expired", "APPROVAL_EXPIRED"
+        return await run_engine.resolve_waiting(
+            session,
+            run_id=step.run_id,
+            step_run_id=step.id,
+            definition=definition,
+            approved=approved,
+            output={"approved": approved, "decided_by": proposal.decided_by, "proposal_id": proposal.id},
+            error=error,
+            code=code,
+            now=engine.clock(),
+            settings=engine.settings,
+        )
+
+    await engine.transact(body)
