@@ -1,0 +1,138 @@
+"""Trigger interceptor speed. Issue 3 target: the routing decision including its database write
+(blocked-trigger record, proposal or supervision session, audit entry, commit) P99 < 2 ms on SQLite and
+PostgreSQL. Floor: a bare single-row INSERT + commit on the same database, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from sqlalchemy import text
+
+from _common import summary, verdict
+from atom.agents import service as agents_service
+from atom.agents.schemas import AgentCreate
+from atom.audit import service as audit
+from atom.config import Settings
+from atom.db import migrate
+from atom.db.session import Database
+from atom.training.interceptor import TriggerInfo, intercept
+from atom.training.plan import Plan
+
+LEVEL_CONFIDENCE = {"STUDENT": 0.3, "INTERN": 0.6, "SUPERVISED": 0.8, "AUTONOMOUS": 0.95}
+PLAN = Plan.model_validate({"steps": [{"action": "get_current_time", "params": {}}]})
+
+
+async def timed(calls: int, fn: object) -> list[float]:
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        await fn()  # type: ignore[operator]
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+async def measure(db: Database, settings: Settings, calls: int) -> list[tuple[str, dict[str, float]]]:
+    await migrate.upgrade(db)
+    async with db.session_scope() as s:
+        await s.execute(text("CREATE TABLE bench_floor (id VARCHAR(36) PRIMARY KEY, payload TEXT NOT NULL)"))
+        agents = {}
+        for level, confidence in LEVEL_CONFIDENCE.items():
+            agent = await agents_service.create_agent(
+                session=s,
+                agent_in=AgentCreate(name=f"bench-{level.lower()}", confidence=confidence),
+                actor=audit.Actor.system(),
+                settings=settings,
+            )
+            agents[level] = agent.id
+
+    async def floor() -> None:
+        async with db.session_scope() as s:
+            await s.execute(
+                text("INSERT INTO bench_floor (id, payload) VALUES (:id, :p)"), {"id": str(uuid.uuid4()), "p": "{}"}
+            )
+
+    rows = [("bare INSERT + commit (floor)", summary(await timed(calls, floor)))]
+    trigger = TriggerInfo(source="schedule")
+    for level, agent_id in agents.items():
+
+        async def route(agent_id: str = agent_id) -> None:
+            await intercept(db=db, settings=settings, agent_id=agent_id, trigger=trigger, plan=PLAN)
+
+        for _ in range(20):
+            await route()
+        label = f"{level} -> " + {"STUDENT": "training", "INTERN": "proposal", "SUPERVISED": "supervised"}.get(
+            level, "run (1 step)"
+        )
+        rows.append((label, summary(await timed(calls, route))))
+    return rows
+
+
+def report(backend: str, rows: list[tuple[str, dict[str, float]]]) -> bool:
+    floor = rows[0][1]
+    print(f"\n{backend}: interceptor routing incl. its database writes (ms)")
+    print(f"{'path':<32}{'P50':>8}{'P99':>8}{'P50 x':>8}{'P99 x':>8}")
+    for name, s in rows:
+        ratios = f"{s['p50'] / floor['p50']:>8.2f}{s['p99'] / floor['p99']:>8.2f}"
+        print(f"{name:<32}{s['p50']:>8.3f}{s['p99']:>8.3f}{ratios}")
+    # The target covers the routing decision; the AUTONOMOUS row also runs its one-step plan.
+    routing = [s for name, s in rows[1:] if not name.startswith("AUTONOMOUS")]
+    worst = max(s["p99"] for s in routing)
+    ok = worst < 2.0
+    print(f"target routing P99 < 2 ms: worst {worst:.3f} ms {verdict(ok)}")
+    return ok
+
+
+async def on_sqlite(calls: int) -> bool:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(_env_file=None, data_dir=Path(tmp))  # type: ignore[call-arg]
+        db = Database(settings)
+        try:
+            return report("SQLite", await measure(db, settings, calls))
+        finally:
+            await db.dispose()
+
+
+async def on_postgres(server_url: str, calls: int) -> bool:
+    name = f"atom_bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url, timeout=5)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(server_url)
+    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(_env_file=None, data_dir=Path(tmp), database_url=url)  # type: ignore[call-arg]
+            db = Database(settings)
+            try:
+                return report("PostgreSQL", await measure(db, settings, calls))
+            finally:
+                await db.dispose()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=2000)
+    args = parser.parse_args()
+    ok = asyncio.run(on_sqlite(args.calls))
+    server_url = os.environ.get("ATOM_TEST_POSTGRES_URL")
+    if server_url:
+        ok = asyncio.run(on_postgres(server_url, args.calls)) and ok
+    else:
+        print("\nPostgreSQL: skipped (set ATOM_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
