@@ -160,3 +160,29 @@ def test_bad_setting_is_one_clear_line(base_env: dict[str, str], variable: str, 
     assert len(lines) == 1, result.stderr
     assert variable in lines[0] and "Fix" in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_foreground_server_shows_in_status_and_stops_gracefully(base_env: dict[str, str], stopper: None) -> None:
+    assert _run(base_env, "init").returncode == 0
+    pid_file = Path(base_env["ATOM_DATA_DIR"], "atom.pid")
+    server = subprocess.Popen([ATOM_OS, "serve"], env=base_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{base_env['ATOM_PORT']}/health/live"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert pid_file.read_text().strip() == str(server.pid)
+        status = _run(base_env, "status")
+        assert status.returncode == 0 and str(server.pid) in status.stdout, status.stdout
+        second = _run(base_env, "serve")
+        assert second.returncode == 1 and "already running" in second.stderr
+        assert _run(base_env, "stop").returncode == 0
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert not pid_file.exists()
+    finally:
+        if server.poll() is None:
+            server.kill()

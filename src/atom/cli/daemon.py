@@ -16,48 +16,12 @@ import typer
 from rich.table import Table
 
 from atom.cli.common import console, fail, load_settings
+from atom.cli.pidfile import running_pid, write_pid_file
 from atom.cli.server import preflight
 from atom.config import Settings
 from atom.errors import ConfigurationError
 
 START_TIMEOUT_S = 20.0
-
-
-def _read_pid(pid_file: Path) -> int | None:
-    try:
-        return int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _is_atom_process(pid: int) -> bool:
-    """True when `pid` is alive and is an Atom server (not an unrelated process that reused the PID)."""
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        cmdline = " ".join(proc.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-    return "atom" in cmdline and "serve" in cmdline
-
-
-def running_pid(settings: Settings) -> int | None:
-    """The daemon's PID, or None. A stale PID file (dead or foreign process) is removed."""
-    pid = _read_pid(settings.pid_file)
-    if pid is None:
-        return None
-    if _is_atom_process(pid):
-        return pid
-    settings.pid_file.unlink(missing_ok=True)
-    console.print(f"[yellow]Removed a stale PID file ({settings.pid_file}, pid {pid} is not running Atom).[/]")
-    return None
-
-
-def _write_pid_file(path: Path, pid: int) -> None:
-    tmp = path.with_suffix(".pid.tmp")
-    tmp.write_text(f"{pid}\n")
-    tmp.replace(path)
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -111,7 +75,7 @@ def daemon() -> None:
             start_new_session=True,
             env={**os.environ, "ATOM_LOG_FORMAT": os.environ.get("ATOM_LOG_FORMAT", "json")},
         )
-    _write_pid_file(settings.pid_file, proc.pid)
+    write_pid_file(settings.pid_file, proc.pid)
     if not _wait_until_live(settings, proc):
         if proc.poll() is None:
             proc.terminate()
@@ -149,6 +113,19 @@ def status() -> None:
     raise typer.Exit(0 if ready else 2)
 
 
+def _exited(proc: psutil.Process, timeout: float) -> bool:
+    """Wait for `proc` to end. A zombie has ended: a foreground server's parent (a shell) reaps it, not us."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def stop(
     timeout: float = typer.Option(30.0, help="Seconds to wait for in-flight requests to finish."),
     force: bool = typer.Option(False, "--force", help="Kill the process if it has not exited after the timeout."),
@@ -161,13 +138,11 @@ def stop(
         return
     proc = psutil.Process(pid)
     proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except psutil.TimeoutExpired:
+    if not _exited(proc, timeout):
         if not force:
             fail(f"Atom (pid {pid}) is still finishing after {timeout:.0f}s; wait, or use `atom-os stop --force`.")
         proc.kill()
-        proc.wait(timeout=10)
+        _exited(proc, 10)
         console.print(f"[yellow]Killed pid {pid} after {timeout:.0f}s.[/]")
     settings.pid_file.unlink(missing_ok=True)
     console.print(f"Atom stopped (pid {pid}).")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import uvicorn
 
 from atom.cli.common import fail, load_settings
+from atom.cli.pidfile import remove_if_ours, running_pid, write_pid_file
 from atom.config import Settings
 from atom.db.session import Database
 from atom.errors import ConfigurationError
@@ -38,11 +41,19 @@ def serve() -> None:
     import asyncio
 
     settings = load_settings()
+    other = running_pid(settings)
+    if other is not None and other != os.getpid():
+        fail(f"Atom is already running (pid {other}, {settings.base_url}). Use `atom-os stop` first.")
     try:
         asyncio.run(preflight(settings))
     except ConfigurationError as exc:
         fail(exc.one_line())
     server = build_server(settings)
-    server.run()
+    # A foreground server is visible to `atom-os status` and `stop` too (a daemon's child finds its own pid here).
+    write_pid_file(settings.pid_file, os.getpid())
+    try:
+        server.run()
+    finally:
+        remove_if_ours(settings.pid_file)
     if not server.started:
         fail(f"the server did not start on {settings.host}:{settings.port} (is the port in use?). See the log above.")
