@@ -59,7 +59,7 @@ class ActionContext:
         except NotFound as exc:
             raise IntegrationNotConfigured(
                 f"{integration}: the secret {name!r} is not in the secrets store "
-                f"(create it with `atom-os secrets create {name}`, or point {setting} at another secret).",
+                f"(create it with `atom-os secrets set {name}`, or point {setting} at another secret).",
                 integration=integration,
                 details={"secret": name, "setting": setting},
             ) from exc

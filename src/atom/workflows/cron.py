@@ -1,7 +1,8 @@
 """Cron arithmetic in the trigger's timezone (croniter + zoneinfo), and the missed-fire policy.
 
 Fire times are computed in the trigger's IANA zone, so `0 9 * * *` in Europe/Paris fires at 09:00
-local time across daylight-saving changes, and stored in UTC.
+local time across daylight-saving changes, and stored in UTC. A local time skipped when clocks go
+forward fires at the first minute after the gap; one repeated when clocks go back fires once.
 
 After downtime several fire times may have passed. A fire later than the grace period is
 *missed*: policy `skip` drops missed fires, `run_once` runs once for all of them. A fire within
@@ -22,10 +23,27 @@ MAX_CATCH_UP = 10_000
 
 
 def next_fire_times(cron: str, timezone: str, after: datetime, count: int = 1) -> list[datetime]:
-    """The next `count` fire times strictly after `after`, in UTC."""
+    """The next `count` fire times strictly after `after`, in UTC.
+
+    When clocks go back, the local times of the repeated hour happen twice; a schedule with a fixed
+    hour (`30 2 * * *`) fires at the first of them only, as cron does. A schedule that runs every hour
+    (hour field `*` or `*/n`) fires in both, since an hour really passes between them.
+    """
     zone = ZoneInfo(timezone)
     iterator = croniter(cron, after.astimezone(zone))
-    return [iterator.get_next(datetime).astimezone(UTC) for _ in range(count)]
+    every_hour = cron.split()[1].startswith("*")
+    fires: list[datetime] = []
+    while len(fires) < count:
+        local = iterator.get_next(datetime).astimezone(zone)
+        if not every_hour and _second_of_repeated(local):
+            continue
+        fires.append(local.astimezone(UTC))
+    return fires
+
+
+def _second_of_repeated(local: datetime) -> bool:
+    """True for the second occurrence of a local time that clocks going back made happen twice."""
+    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
 
 
 @dataclass(frozen=True)

@@ -375,6 +375,7 @@ async def settle_approval(engine: WorkflowEngine, step: StepRun) -> None:
         run = await service.get_run(session=session, run_id=step.run_id)
         definition: WorkflowDefinition = await engine.definition(session, run.workflow_id, run.version)
         approved = status in (ProposalStatus.APPROVED, ProposalStatus.EXECUTED, ProposalStatus.EXECUTION_FAILED)
+        decider = "approved_by" if approved else "rejected_by"  # the same output shape as executor._approve_step
         if approved:
             error, code = None, None
         elif status is ProposalStatus.REJECTED:
@@ -388,7 +389,7 @@ async def settle_approval(engine: WorkflowEngine, step: StepRun) -> None:
             step_run_id=step.id,
             definition=definition,
             approved=approved,
-            output={"approved": approved, "decided_by": proposal.decided_by, "proposal_id": proposal.id},
+            output={"approved": approved, decider: proposal.decided_by, "proposal_id": proposal.id},
             error=error,
             code=code,
             now=engine.clock(),

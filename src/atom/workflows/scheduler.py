@@ -261,6 +261,8 @@ class Scheduler:
         engine = self.engine
 
         def on_event(payload: dict[str, Any]) -> None:
+            if not engine.started:  # listeners outlive a stopped engine (they carry over to new buses)
+                return
             engine.spawn(flows.fire_event(engine, topic, payload), name=f"workflow-event-{topic}")
 
         get_bus().on(topic, on_event)

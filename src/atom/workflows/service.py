@@ -83,7 +83,7 @@ async def _check_secrets(session: AsyncSession, parsed: Parsed) -> None:
     problems = [
         parsed.problem(
             ("triggers", i, "secret"),
-            f"no secret named {t.secret!r} in the secrets store (create it first: `atom-os secrets create {t.secret}`)",
+            f"no secret named {t.secret!r} in the secrets store (create it first: `atom-os secrets set {t.secret}`)",
         )
         for i, t in enumerate(parsed.definition.triggers)
         if isinstance(t, WebhookTrigger) and t.secret not in names
