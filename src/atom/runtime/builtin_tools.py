@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field
 
 from atom.errors import InvalidInput
+from atom.runtime import http_tool
+from atom.runtime.context import current_tool_context
 from atom.runtime.tools import Tool, ToolRegistry
 
 MAX_EXPONENT = 1000
@@ -80,8 +82,49 @@ async def calculate(params: BaseModel) -> dict[str, Any]:
     return {"expression": params.expression, "result": evaluate(params.expression)}
 
 
+class DelegateParams(BaseModel):
+    agent: str = Field(min_length=1, max_length=100, description="The id or name of the agent to hand the task to.")
+    task: str = Field(min_length=1, max_length=20_000, description="What that agent should do, self-contained.")
+
+
+async def delegate_to_agent(params: BaseModel) -> dict[str, Any]:
+    """Another agent runs the sub-task under its own governance; nesting is bounded by ATOM_DELEGATION_MAX_DEPTH."""
+    assert isinstance(params, DelegateParams)
+    context = current_tool_context.get()
+    if context is None or context.delegate is None:
+        raise InvalidInput("delegate_to_agent runs only inside an agent run.", code="DELEGATION_UNAVAILABLE")
+    limit = context.settings.delegation_max_depth
+    if context.depth + 1 > limit:
+        raise InvalidInput(
+            f"Delegation depth limit reached ({limit}); answer with what you have instead of delegating again.",
+            code="DELEGATION_DEPTH_EXCEEDED",
+            details={"depth": context.depth, "limit": limit},
+        )
+    return await context.delegate(params.agent, params.task)
+
+
 def register_builtin_tools(registry: ToolRegistry) -> None:
     registry.register(
         Tool("get_current_time", 1, "The current date and time in a timezone.", TimeParams, get_current_time)
     )
     registry.register(Tool("calculate", 1, "Evaluate an arithmetic expression.", CalculatorParams, calculate))
+    registry.register(
+        Tool(
+            "http_request",
+            3,
+            "Call an HTTP API (governed by method: GET/HEAD 1, POST/PUT/PATCH 3, DELETE 4).",
+            http_tool.HttpToolParams,
+            http_tool.http_request,
+            governed_as=http_tool.governed_as,
+            governed_names={f"http_{m.lower()}": c for m, c in http_tool.METHOD_COMPLEXITY.items()},
+        )
+    )
+    registry.register(
+        Tool(
+            "delegate_to_agent",
+            2,
+            "Hand a sub-task to another agent, which runs it under its own governance and returns its answer.",
+            DelegateParams,
+            delegate_to_agent,
+        )
+    )

@@ -26,6 +26,13 @@ class Tool:
     description: str
     params: type[BaseModel]
     handler: Handler = field(repr=False)
+    # Tools whose risk depends on their input (http_request: by method) are governed as another
+    # catalogue action chosen from the validated params; `governed_names` registers those actions.
+    governed_as: Callable[[BaseModel], str] | None = field(default=None, repr=False)
+    governed_names: dict[str, int] = field(default_factory=dict)
+
+    def governance_action(self, params: BaseModel) -> str:
+        return self.governed_as(params) if self.governed_as is not None else self.name
 
     def validate(self, params: dict[str, Any]) -> BaseModel:
         try:
@@ -43,6 +50,8 @@ class ToolRegistry:
 
     def register(self, tool: Tool) -> Tool:
         catalogue.register(tool.name, tool.complexity, tool.description, source="tool")
+        for name, complexity in tool.governed_names.items():
+            catalogue.register(name, complexity, f"{tool.name}: {tool.description}", source="tool")
         self._tools[tool.name] = tool
         return tool
 

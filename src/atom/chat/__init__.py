@@ -1,0 +1,1 @@
+"""Chat: sessions, messages, agent executions, the governed tool-calling loop and streaming (docs/chat.md)."""

@@ -1,0 +1,121 @@
+"""Chat sessions, messages and execution records (keyword-only, session first; flushes, never commits)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atom.agents import service as agents_service
+from atom.audit import service as audit
+from atom.chat.models import AgentExecution, ChatMessage, ChatSession, ExecutionStatus
+from atom.db.base import utcnow
+from atom.errors import NotFound
+from atom.llm.providers.base import Message, ToolCall
+from atom.pagination import paginate
+
+
+async def create_session(*, session: AsyncSession, agent_ref: str, user_id: str | None, title: str = "") -> ChatSession:
+    agent = await agents_service.resolve_ref(session=session, ref=agent_ref)
+    row = ChatSession(agent_id=agent.id, user_id=user_id, title=title)
+    session.add(row)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=audit.Actor.user(user_id) if user_id else audit.Actor.system(),
+        action="chat.session.create",
+        resource_type="chat_session",
+        resource_id=row.id,
+        details={"agent_id": agent.id},
+    )
+    return row
+
+
+async def get_session(*, session: AsyncSession, session_id: str) -> ChatSession:
+    row = await session.get(ChatSession, session_id)
+    if row is None:
+        raise NotFound(
+            f"No chat session with id {session_id!r}.",
+            code="CHAT_SESSION_NOT_FOUND",
+            details={"session_id": session_id},
+        )
+    return row
+
+
+async def list_sessions(
+    *, session: AsyncSession, agent_id: str | None, user_id: str | None, limit: int, cursor: str | None
+) -> tuple[list[ChatSession], str | None]:
+    stmt = select(ChatSession)
+    if agent_id is not None:
+        stmt = stmt.where(ChatSession.agent_id == agent_id)
+    if user_id is not None:
+        stmt = stmt.where(ChatSession.user_id == user_id)
+    return await paginate(session, stmt, id_column=ChatSession.id, limit=limit, cursor=cursor)
+
+
+async def add_message(
+    *,
+    session: AsyncSession,
+    session_id: str,
+    execution_id: str | None,
+    message: Message,
+) -> ChatMessage:
+    row = ChatMessage(
+        session_id=session_id,
+        execution_id=execution_id,
+        role=message.role,
+        content=message.content,
+        tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls],
+        tool_call_id=message.tool_call_id,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def messages(*, session: AsyncSession, session_id: str, limit: int) -> list[ChatMessage]:
+    """The newest `limit` messages of a session, oldest first."""
+    rows = await session.scalars(
+        select(ChatMessage).where(ChatMessage.session_id == session_id).order_by(ChatMessage.id.desc()).limit(limit)
+    )
+    return list(reversed(rows.all()))
+
+
+def to_message(row: ChatMessage) -> Message:
+    calls = tuple(
+        ToolCall(id=c["id"], name=c["name"], arguments=dict(c.get("arguments") or {})) for c in row.tool_calls
+    )
+    role: Any = row.role
+    return Message(role=role, content=row.content, tool_calls=calls, tool_call_id=row.tool_call_id)
+
+
+async def get_execution(*, session: AsyncSession, execution_id: str) -> AgentExecution:
+    row = await session.get(AgentExecution, execution_id, populate_existing=True)
+    if row is None:
+        raise NotFound(
+            f"No agent execution with id {execution_id!r}.",
+            code="EXECUTION_NOT_FOUND",
+            details={"execution_id": execution_id},
+        )
+    return row
+
+
+async def list_executions(
+    *,
+    session: AsyncSession,
+    agent_id: str | None,
+    session_id: str | None,
+    status: ExecutionStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[AgentExecution], str | None]:
+    stmt = select(AgentExecution)
+    if agent_id is not None:
+        stmt = stmt.where(AgentExecution.agent_id == agent_id)
+    if session_id is not None:
+        stmt = stmt.where(AgentExecution.session_id == session_id)
+    if status is not None:
+        stmt = stmt.where(AgentExecution.status == status.value)
+    return await paginate(session, stmt, id_column=AgentExecution.id, limit=limit, cursor=cursor)
