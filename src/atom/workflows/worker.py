@@ -1,0 +1,308 @@
+"""`atom-os worker`: a process that runs workflow steps from the arq queue on Redis (scale-out).
+
+The API (`atom-os serve` with ATOM_WORKFLOW_EXECUTOR=arq) enqueues each ready step as an arq job whose
+only argument is the step run id; any worker picks it, and `WorkflowEngine.run_step` claims it in the
+database with a conditional UPDATE, runs it and records the outcome. Every worker also runs the
+scheduler loop (cron fires, waits, approvals, recovery of stalled steps); its conditional updates make
+each of those happen once however many processes run it.
+
+Delivery is at-least-once (docs/scale-out.md):
+- a job whose worker died is taken again by arq once its in-progress key expires, and, sooner, the
+  scheduler of any live process re-dispatches a step whose lease (ATOM_WORKFLOW_VISIBILITY_TIMEOUT_S)
+  has expired;
+- the claim lets exactly one delivery run a step at a time, the record is conditional on still
+  owning the attempt, and a re-run sends the same idempotency key, so a side effect that completed
+  is not repeated by the services that honour the key.
+
+SIGTERM/SIGINT: stop taking jobs and stop the scheduler, let running steps finish for up to the
+shutdown grace, then cancel the rest and release their leases so another worker takes them over at
+once instead of after the visibility timeout.
+
+Refused configurations (`check_worker_settings`): no ATOM_REDIS_URL; ATOM_WORKFLOW_EXECUTOR not
+`arq`; SQLite (a worker is a separate process, usually on another machine; SQLite is the
+single-process embedded default: its file lock serializes every writer and does not work across
+machines or network file systems); a visibility timeout not longer than the job timeout (a step
+still running would be handed to a second worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+
+from atom.config import Settings, WorkflowExecutorMode
+from atom.db.session import Database
+from atom.errors import ConfigurationError
+from atom.events.bus import build_bus, reset_bus, set_bus
+from atom.observability.logging import get_logger
+from atom.workflows.dispatch import ARQ_FUNCTION, ArqDispatcher
+from atom.workflows.models import StepRun, StepStatus
+from atom.workflows.runner import WorkflowEngine
+
+log = get_logger("atom.workflows.worker")
+DEFAULT_POLL_INTERVAL_S = 0.05
+DEFAULT_SHUTDOWN_GRACE_S = 30.0
+STATS_EVERY_S = 60.0
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    concurrency: int
+    scheduler: bool = True
+    poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+    worker_id: str | None = None
+
+
+def check_worker_settings(settings: Settings) -> None:
+    """Refuse, with one clear line, a configuration a worker cannot run safely with."""
+    if not settings.redis_url:
+        raise ConfigurationError(
+            "atom-os worker takes workflow steps from a Redis queue, and no Redis is configured.",
+            setting="ATOM_REDIS_URL",
+            fix="set ATOM_REDIS_URL=redis://HOST:6379/0 (the same on the API servers and every worker), "
+            "or run without workers: the default ATOM_WORKFLOW_EXECUTOR=embedded runs steps inside atom-os serve.",
+        )
+    if settings.workflow_executor is not WorkflowExecutorMode.ARQ:
+        raise ConfigurationError(
+            "atom-os worker runs steps the API enqueues on Redis, but ATOM_WORKFLOW_EXECUTOR is "
+            f"{settings.workflow_executor.value!r}, so the API runs them itself.",
+            setting="ATOM_WORKFLOW_EXECUTOR",
+            fix="set ATOM_WORKFLOW_EXECUTOR=arq on the API servers and on every worker.",
+        )
+    if settings.is_sqlite:
+        raise ConfigurationError(
+            "atom-os worker needs a database shared by several processes and machines; SQLite is the "
+            "single-process embedded default.",
+            setting="ATOM_DATABASE_URL",
+            fix="set ATOM_DATABASE_URL=postgresql://USER@HOST:5432/atom (the same on the API servers and every "
+            "worker), or run without workers (ATOM_WORKFLOW_EXECUTOR=embedded).",
+        )
+    if settings.workflow_visibility_timeout_s <= settings.workflow_job_timeout_s:
+        raise ConfigurationError(
+            f"the visibility timeout ({settings.workflow_visibility_timeout_s:g} s) must be longer than the "
+            f"job timeout ({settings.workflow_job_timeout_s:g} s), or a step still running would be handed "
+            "to a second worker.",
+            setting="ATOM_WORKFLOW_VISIBILITY_TIMEOUT_S",
+            fix="raise ATOM_WORKFLOW_VISIBILITY_TIMEOUT_S above ATOM_WORKFLOW_JOB_TIMEOUT_S (for example by 30 s).",
+        )
+
+
+async def check_redis(redis_url: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        await client.ping()
+    except Exception as exc:
+        raise ConfigurationError(
+            f"cannot reach Redis ({type(exc).__name__}).",
+            setting="ATOM_REDIS_URL",
+            fix="check the URL and that Redis is running and reachable from this machine.",
+        ) from exc
+    finally:
+        await client.aclose()
+
+
+async def run_workflow_step(ctx: dict[str, Any], step_run_id: str) -> None:
+    """The arq job: run one step (the claim in the database decides whether this delivery runs it)."""
+    worker: WorkflowWorker = ctx["atom_worker"]
+    await worker.run(step_run_id)
+
+
+class WorkflowWorker:
+    """One worker process: an arq worker reading the workflow queue, a workflow engine, a scheduler."""
+
+    def __init__(self, settings: Settings, options: WorkerOptions, *, db: Database | None = None) -> None:
+        check_worker_settings(settings)
+        assert settings.redis_url is not None
+        self.settings = settings
+        self.options = options
+        self.db = db or Database(settings)
+        self._owns_db = db is None
+        self.engine = WorkflowEngine(
+            db=self.db,
+            settings=settings,
+            dispatcher=ArqDispatcher(settings.redis_url, settings.workflow_queue_name),
+            worker_id=options.worker_id,
+        )
+        self.stopping = False
+        self.steps_run = 0
+        self.deliveries_skipped = 0
+        self.steps_released = 0
+        self._stop = asyncio.Event()
+        self._arq: Any = None
+
+    @property
+    def worker_id(self) -> str:
+        return self.engine.worker_id
+
+    async def run(self, step_run_id: str) -> None:
+        try:
+            outcome = await self.engine.run_step(step_run_id)
+        except asyncio.CancelledError:
+            if self.stopping:
+                await asyncio.shield(self._release(step_run_id))
+            raise
+        if outcome is None:
+            self.deliveries_skipped += 1  # another delivery holds or finished the step, or it is not due yet
+        else:
+            self.steps_run += 1
+
+    async def _release(self, step_run_id: str) -> None:
+        """A step this process holds and will not finish: expire its lease so it is taken over now."""
+        try:
+            async with self.db.session_scope() as session:
+                released = await session.execute(
+                    update(StepRun)
+                    .where(
+                        StepRun.id == step_run_id,
+                        StepRun.status == StepStatus.RUNNING.value,
+                        StepRun.worker == self.worker_id,
+                    )
+                    .values(lease_expires_at=self.engine.clock() - timedelta(microseconds=1))
+                    .execution_options(synchronize_session=False)
+                )
+            if released.rowcount == 1:  # type: ignore[attr-defined]
+                self.steps_released += 1
+                log.info("released an unfinished workflow step for another worker", step_run_id=step_run_id)
+        except Exception:  # the lease then simply expires on its own
+            log.exception("could not release a workflow step", step_run_id=step_run_id)
+
+    def request_stop(self, reason: str = "requested") -> None:
+        if not self._stop.is_set():
+            log.info("workflow worker stopping", worker=self.worker_id, reason=reason)
+            self._stop.set()
+
+    async def serve(self, *, install_signal_handlers: bool = True) -> None:
+        """Run until SIGTERM/SIGINT (or `request_stop`), then shut down gracefully."""
+        from arq.connections import RedisSettings, create_pool
+        from arq.worker import Worker, func
+
+        assert self.settings.redis_url is not None
+        loop = asyncio.get_running_loop()
+        if install_signal_handlers:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop, sig.name)
+        bus = build_bus(self.settings)
+        await bus.start()
+        set_bus(bus)
+        pool = await create_pool(
+            RedisSettings.from_dsn(self.settings.redis_url), default_queue_name=self.settings.workflow_queue_name
+        )
+        main: asyncio.Task[None] | None = None
+        try:
+            await self.engine.start(scheduler=self.options.scheduler)
+            lease = self.settings.workflow_visibility_timeout_s
+            self._arq = Worker(
+                functions=[func(run_workflow_step, name=ARQ_FUNCTION, max_tries=1000)],
+                queue_name=self.settings.workflow_queue_name,
+                redis_pool=pool,
+                handle_signals=False,
+                max_jobs=self.options.concurrency,
+                job_timeout=lease,  # past its lease another worker may run the step anyway
+                keep_result=0,  # the outcome lives in the database
+                poll_delay=self.options.poll_interval_s,
+                ctx={"atom_worker": self},
+                retry_jobs=True,
+                log_results=False,
+            )
+            main = asyncio.create_task(self._arq.main(), name="atom-arq-worker")
+            log.info(
+                "workflow worker ready",
+                worker=self.worker_id,
+                queue=self.settings.workflow_queue_name,
+                concurrency=self.options.concurrency,
+                scheduler=self.options.scheduler,
+                database=self.db.dialect,
+            )
+            await self._until_stopped(main)
+        finally:
+            await self._shutdown(main)
+            await self.engine.stop()
+            with contextlib.suppress(Exception):
+                await pool.aclose()
+            await bus.drain()
+            await bus.stop()
+            reset_bus()
+            if self._owns_db:
+                await self.db.dispose()
+            if install_signal_handlers:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            log.info(
+                "workflow worker stopped",
+                worker=self.worker_id,
+                steps_run=self.steps_run,
+                deliveries_skipped=self.deliveries_skipped,
+                steps_released=self.steps_released,
+            )
+
+    async def _until_stopped(self, main: asyncio.Task[None]) -> None:
+        stopped = asyncio.ensure_future(self._stop.wait())
+        last_stats = time.monotonic()
+        try:
+            while True:
+                done, _ = await asyncio.wait({main, stopped}, timeout=STATS_EVERY_S, return_when="FIRST_COMPLETED")
+                if stopped in done:
+                    return
+                if main in done:
+                    main.result()  # the arq loop ended: surface why (Redis gone, ...)
+                    raise RuntimeError("the arq worker loop ended")
+                if time.monotonic() - last_stats >= STATS_EVERY_S:
+                    last_stats = time.monotonic()
+                    log.info("workflow worker alive", worker=self.worker_id, steps_run=self.steps_run)
+        finally:
+            stopped.cancel()
+
+    async def _shutdown(self, main: asyncio.Task[None] | None) -> None:
+        self.stopping = True
+        if self.engine.scheduler is not None:  # no new cron fires or redispatches from this process
+            await self.engine.scheduler.stop()
+            self.engine.scheduler = None
+        arq = self._arq
+        if arq is None:
+            return
+        arq.allow_pick_jobs = False
+        running = [t for t in arq.tasks.values() if not t.done()]
+        if running:
+            log.info("waiting for running workflow steps", count=len(running), grace_s=self.options.shutdown_grace_s)
+            _, pending = await asyncio.wait(running, timeout=self.options.shutdown_grace_s)
+            for task in pending:  # `run` releases their leases as they unwind
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=10)
+        if main is not None:
+            main.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await main
+
+
+def quiet_library_logs(settings: Settings) -> None:
+    """arq and httpx log one line per job / request; keep those for DEBUG, our structured lines otherwise."""
+    level = logging.DEBUG if settings.log_level.upper() == "DEBUG" else logging.WARNING
+    for name in ("arq", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(level)
+
+
+async def run_worker(settings: Settings, options: WorkerOptions) -> None:
+    """Check the configuration and the services, then serve until a signal."""
+    from atom.main import check_startup
+
+    check_worker_settings(settings)
+    assert settings.redis_url is not None
+    await check_redis(settings.redis_url)
+    db = Database(settings)
+    try:
+        await check_startup(db, settings)
+        await WorkflowWorker(settings, options, db=db).serve()
+    finally:
+        await db.dispose()
