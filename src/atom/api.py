@@ -10,8 +10,11 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from atom.agents.routes import router as agents_router
 from atom.audit.routes import router as audit_router
+from atom.chat.routes import router as chat_router
+from atom.chat.ws import router as chat_ws_router
 from atom.deps import current_principal
 from atom.governance.routes import router as governance_router
+from atom.llm.routes import router as llm_router
 from atom.security.routes import router as security_router
 from atom.security.secrets_routes import router as secrets_router
 from atom.training.routes import router as training_router
@@ -25,12 +28,14 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     audit_router,
     agents_router,
     governance_router,
+    llm_router,
     training_router,
     workflows_router,
     workflow_runs_router,
+    chat_router,
 )
 # WebSocket routers authenticate their own connections (a key in the query or header).
-WS_ROUTERS: tuple[APIRouter, ...] = (training_ws_router,)
+WS_ROUTERS: tuple[APIRouter, ...] = (training_ws_router, chat_ws_router)
 
 
 def include_api_routers(app: FastAPI) -> None:

@@ -228,6 +228,98 @@ class Settings(BaseSettings):
     )
     smtp_timeout_s: float = Field(default=30.0, gt=0, le=600, description="SMTP connect and command timeout.")
 
+    # --- agent runtime and chat (docs/chat.md) ------------------------------------------------
+    chat_max_steps: int = Field(
+        default=8, ge=1, le=100, description="Most model calls one agent run may make (each tool round is one)."
+    )
+    chat_max_seconds: float = Field(
+        default=300.0, gt=0, le=86_400, description="Longest one agent run may take; then it stops as `timeout`."
+    )
+    chat_max_tokens: int = Field(
+        default=50_000, ge=100, description="Most tokens (input + output, all steps) one agent run may use."
+    )
+    chat_max_output_tokens: int = Field(
+        default=1024, ge=16, le=200_000, description="Most output tokens asked of the model per call."
+    )
+    chat_context_max_tokens: int = Field(
+        default=16_000,
+        ge=256,
+        description="Estimated tokens of conversation sent to the model; older turns are trimmed beyond it.",
+    )
+    chat_history_messages: int = Field(
+        default=200, ge=1, le=10_000, description="Most earlier messages of a chat session loaded into a run."
+    )
+    chat_stream_buffer_events: int = Field(
+        default=256,
+        ge=8,
+        le=100_000,
+        description="Events queued per streaming client; tokens coalesce when a client lags, and a client this "
+        "many events behind is disconnected and its run cancelled.",
+    )
+    chat_tool_timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Longest one tool call may run.")
+    http_tool_allow_private: bool = Field(
+        default=False,
+        description="Let the http_request tool reach private, loopback and link-local addresses (off: refused).",
+    )
+    delegation_max_depth: int = Field(
+        default=2, ge=0, le=10, description="How deep delegate_to_agent may nest (0: delegation refused)."
+    )
+
+    # --- LLM providers (src/atom/llm) --------------------------------------------------------
+    llm_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="LLM provider timeout in seconds: connecting, the first byte and each gap between streamed "
+        "chunks (a provider silent longer fails over as a timeout).",
+    )
+    llm_attempts_per_provider: int = Field(
+        default=2, ge=1, le=10, description="Tries per LLM provider on timeout, 429 or 5xx before the next provider."
+    )
+    llm_backoff_base_s: float = Field(
+        default=0.5, ge=0, le=60, description="First LLM retry delay in seconds; doubles per retry."
+    )
+    llm_backoff_max_s: float = Field(default=8.0, ge=0, le=600, description="Longest LLM retry delay in seconds.")
+    llm_retry_after_cap_s: float = Field(
+        default=30.0, ge=0, le=600, description="Longest `Retry-After` of a 429 an LLM retry honours."
+    )
+    llm_breaker_failures: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Consecutive retryable failures after which an LLM provider is skipped (circuit open).",
+    )
+    llm_breaker_cooldown_s: float = Field(
+        default=30.0, ge=0, le=86_400, description="Seconds an LLM provider with an open circuit is skipped."
+    )
+    llm_tier_models: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON map of complexity tier (simple, moderate, complex, advanced) to model, used when neither "
+        'the request nor the agent names a model, e.g. `{"simple": "gpt-4o-mini", "advanced": "gpt-4o"}`. '
+        "An unmapped tier uses the nearest mapped tier above it, else below; none mapped: the first model of "
+        "the first provider.",
+    )
+    llm_prices: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {
+            "gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.6},
+            "gpt-4o": {"input_per_mtok": 2.5, "output_per_mtok": 10.0},
+            "gpt-4.1-mini": {"input_per_mtok": 0.4, "output_per_mtok": 1.6},
+            "gpt-4.1": {"input_per_mtok": 2.0, "output_per_mtok": 8.0},
+            "claude-3-5-haiku": {"input_per_mtok": 0.8, "output_per_mtok": 4.0},
+            "claude-3-5-sonnet": {"input_per_mtok": 3.0, "output_per_mtok": 15.0},
+            "claude-sonnet-4": {"input_per_mtok": 3.0, "output_per_mtok": 15.0},
+            "deepseek-chat": {"input_per_mtok": 0.27, "output_per_mtok": 1.1},
+            "gemini-2.0-flash": {"input_per_mtok": 0.1, "output_per_mtok": 0.4},
+        },
+        description="JSON price table: model (or model-name prefix; the longest wins) -> `input_per_mtok` and "
+        "`output_per_mtok` in USD per million tokens. Unpriced models are recorded with an unknown cost.",
+    )
+    llm_default_daily_budget_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="Daily LLM budget in USD of an agent without its own budget; empty: unlimited.",
+    )
+
     @field_validator(
         "database_url", "redis_url", "default_agent_id", "smtp_host", "smtp_username", "smtp_from", mode="before"
     )
@@ -235,6 +327,23 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("llm_tier_models")
+    @classmethod
+    def _known_tiers(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value) - {"simple", "moderate", "complex", "advanced"}
+        if unknown:
+            raise ValueError(f"unknown complexity tiers {sorted(unknown)}; use simple, moderate, complex, advanced")
+        return value
+
+    @field_validator("llm_prices")
+    @classmethod
+    def _prices_complete(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for model, entry in value.items():
+            for key in ("input_per_mtok", "output_per_mtok"):
+                if key not in entry or not 0 <= entry[key] < float("inf"):
+                    raise ValueError(f"price of {model!r} needs {key} >= 0 (USD per million tokens)")
         return value
 
     @model_validator(mode="after")

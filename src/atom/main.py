@@ -19,6 +19,7 @@ from atom.db.session import Database
 from atom.errors import AtomError, ConfigurationError
 from atom.events.bus import build_bus, reset_bus, set_bus
 from atom.governance.cache import decision_cache
+from atom.llm.gateway import close_gateway
 from atom.observability.health import router as health_router
 from atom.observability.logging import configure_logging, get_logger
 from atom.observability.middleware import RequestContextMiddleware
@@ -146,6 +147,7 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
             yield
         finally:
             await workflows_app.stop(app)
+            await close_gateway(app.state)  # the LLM providers' SDK clients
             await bus.drain()
             await bus.stop()
             reset_bus()

@@ -22,6 +22,7 @@ from atom.config import Settings
 from atom.errors import ConfigurationError
 
 START_TIMEOUT_S = 20.0
+ZOMBIE_REAP_WAIT_S = 2.0
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -116,10 +117,13 @@ def status() -> None:
 def _exited(proc: psutil.Process, timeout: float) -> bool:
     """Wait for `proc` to end. A zombie has ended: a foreground server's parent (a shell) reaps it, not us."""
     deadline = time.monotonic() + timeout
+    zombie_since: float | None = None
     while time.monotonic() < deadline:
         try:
             if proc.status() == psutil.STATUS_ZOMBIE:
-                return True
+                zombie_since = zombie_since or time.monotonic()
+                if time.monotonic() - zombie_since > ZOMBIE_REAP_WAIT_S:  # its parent is not reaping it
+                    return True
         except psutil.NoSuchProcess:
             return True
         time.sleep(0.05)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import typer
 
 from atom.cli import agents, audit, daemon, db, governance, keys, secrets, server, setup, supervise, training, users
+from atom.cli import chat as chat_cli
+from atom.cli import llm as llm_cli
+from atom.cli import workflows as workflows_cli
+from atom.cli.worker import worker as worker_command
 
 app = typer.Typer(
     name="atom-os",
@@ -29,6 +33,11 @@ app.command()(training.trigger)
 app.add_typer(training.proposals_app, name="proposals")
 app.add_typer(training.training_app, name="training")
 app.command()(supervise.supervise)
+app.command(name="chat")(chat_cli.chat)
+app.command(name="execute")(chat_cli.execute)
+app.add_typer(workflows_cli.app, name="workflows")
+app.add_typer(llm_cli.app, name="llm")
+app.command(name="worker")(worker_command)
 
 
 def run() -> None:

@@ -12,8 +12,10 @@ MODEL_MODULES = (
     "atom.security.models",
     "atom.audit.models",
     "atom.agents.models",
+    "atom.llm.models",
     "atom.training.models",
     "atom.workflows.models",
+    "atom.chat.models",
 )
 
 
