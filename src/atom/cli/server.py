@@ -11,10 +11,11 @@ from atom.cli.pidfile import remove_if_ours, running_pid, write_pid_file
 from atom.config import Settings
 from atom.db.session import Database
 from atom.errors import ConfigurationError
-from atom.main import check_startup, create_app
 
 
 def build_server(settings: Settings) -> uvicorn.Server:
+    from atom.main import create_app  # the whole app: imported only by the commands that serve it
+
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -29,6 +30,8 @@ def build_server(settings: Settings) -> uvicorn.Server:
 
 
 async def preflight(settings: Settings) -> None:
+    from atom.main import check_startup
+
     db = Database(settings)
     try:
         await check_startup(db, settings)
