@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from atom.config import Settings
@@ -22,6 +19,7 @@ from atom.llm.router import CircuitBreaker, ProviderEntry, RetryPolicy, Router
 from atom.llm.schemas import ProviderCreate
 from atom.security.secrets_store import load_cipher
 from tests.support.agents import make_agent
+from tests.support.live_server import serving
 from tests.support.llm_servers import OpenAIServer
 
 API_KEY = "sk-chat-test-key"
@@ -75,29 +73,11 @@ async def chat_app(app: FastAPI, llm_server: OpenAIServer, db: Database, setting
         await gateway.aclose()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def live(chat_app: FastAPI) -> AsyncIterator[str]:
     """The app under uvicorn on a loopback port, in this test's event loop."""
-    port = _free_port()
-    config = uvicorn.Config(chat_app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(1000):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(task, timeout=10)
+    async with serving(chat_app) as address:
+        yield address
 
 
 async def agent_named(db: Database, settings: Settings, level: MaturityLevel, name: str) -> str:

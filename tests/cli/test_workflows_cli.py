@@ -4,12 +4,10 @@ scheduler) under uvicorn on a loopback port; the CLI speaks HTTP to it with an A
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from atom.cli.main import app as cli
@@ -20,6 +18,7 @@ from atom.main import create_app
 from atom.security.models import Role
 from tests.conftest import MakeUser
 from tests.support.agents import make_agent
+from tests.support.live_server import serving
 
 runner = CliRunner()
 
@@ -82,23 +81,8 @@ steps:
 
 @pytest.fixture
 async def server(settings: Settings, db: Database) -> AsyncIterator[str]:
-    app = create_app(settings, db=db, configure_logs=False)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=2))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(1000):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    assert server.started, "the server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
-        sock.close()
+    async with serving(create_app(settings, db=db, configure_logs=False), lifespan="on") as address:
+        yield f"http://{address}"
 
 
 def run_line(out: str) -> str:

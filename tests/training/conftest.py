@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel
 
 from atom.runtime.tools import Tool, tools
+from tests.support.live_server import serving
 
 
 class RecordParams(BaseModel):
@@ -76,24 +75,8 @@ def effects() -> Iterator[SideEffects]:
         tools.unregister(tool.name)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def live_server(app: FastAPI) -> AsyncIterator[str]:
     """The app under uvicorn on a loopback port, in this test's event loop."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(1000):  # server.started has no event to wait on
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=10)
+    async with serving(app) as address:
+        yield address

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -63,6 +63,11 @@ def build_engine(settings: Settings) -> AsyncEngine:
 
 
 _AFTER_COMMIT = "atom_after_commit"
+
+
+def rows_affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched: what every conditional update (a claim) checks."""
+    return int(cast("CursorResult[Any]", result).rowcount or 0)
 
 
 def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:

@@ -18,7 +18,7 @@ from atom.agents import service as agents_service
 from atom.audit import service as audit
 from atom.config import Settings
 from atom.db.base import utcnow
-from atom.db.session import Database
+from atom.db.session import Database, rows_affected
 from atom.errors import Conflict, NotFound
 from atom.governance.policy import GovernanceContext, TriggerKind
 from atom.pagination import paginate
@@ -77,7 +77,7 @@ async def expire_due(*, session: AsyncSession) -> int:
         .where(AgentProposal.status == ProposalStatus.PENDING.value, AgentProposal.expires_at <= utcnow())
         .values(status=ProposalStatus.EXPIRED.value)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rows_affected(result)
 
 
 async def get(*, session: AsyncSession, proposal_id: str) -> AgentProposal:
@@ -164,7 +164,7 @@ async def approve(
                 modified=modified,
             )
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if rows_affected(claimed) != 1:
             await session.rollback()
             async with db.session_scope() as fresh:
                 current = await get(session=fresh, proposal_id=proposal_id)
@@ -248,7 +248,7 @@ async def reject(
             status=ProposalStatus.REJECTED.value, decided_at=utcnow(), decided_by=approver_id, decision_reason=reason
         )
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_affected(claimed) != 1:
         raise _not_pending(proposal)
     await audit.record(
         session=session,

@@ -21,6 +21,7 @@ from atom.agents.models import Agent
 from atom.audit import service as audit
 from atom.config import Settings
 from atom.db.base import utcnow
+from atom.db.session import rows_affected
 from atom.errors import Conflict, NotFound
 from atom.pagination import paginate
 from atom.training.models import TrainingSession, TrainingStatus
@@ -140,7 +141,7 @@ async def complete(
         .where(TrainingSession.id == training_id, TrainingSession.status == TrainingStatus.SCHEDULED.value)
         .values(status=TrainingStatus.COMPLETED.value, completed_at=now, performance=performance, duration_hours=hours)
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_affected(claimed) != 1:
         raise Conflict("This training session is already completed.", code="TRAINING_FINISHED")
     await session.refresh(training)
     delta = performance_delta(performance)

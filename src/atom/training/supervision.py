@@ -21,7 +21,7 @@ from atom.agents import service as agents_service
 from atom.audit import service as audit
 from atom.config import Settings
 from atom.db.base import utcnow
-from atom.db.session import Database, on_commit
+from atom.db.session import Database, on_commit, rows_affected
 from atom.errors import Conflict, InvalidInput, NotFound
 from atom.events.bus import get_bus
 from atom.governance.policy import GovernanceContext, TriggerKind
@@ -143,7 +143,7 @@ async def command(
         .where(SupervisionSession.id == session_id, SupervisionSession.status.in_(_ACTIVE))
         .values(**values)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_affected(result) != 1:
         raise Conflict("The session finished meanwhile; commands no longer apply.", code="SUPERVISION_FINISHED")
     await audit.record(
         session=session,
@@ -169,7 +169,7 @@ async def rate(
         .where(SupervisionSession.id == session_id, SupervisionSession.rating.is_(None))
         .values(rating=rating)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_affected(result) != 1:
         raise Conflict("This session is already rated.", code="SUPERVISION_RATED")
     delta = rating_delta(rating, row.interventions)
     await agents_service.record_confidence(
@@ -204,7 +204,7 @@ async def start_if_queued(*, db: Database, settings: Settings, session_id: str, 
             )
             .values(status=SupervisionStatus.RUNNING.value, started_at=utcnow(), notified=notify)
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if rows_affected(claimed) != 1:
             return False
         row = await get(session=session, session_id=session_id)
         if notify:

@@ -368,8 +368,10 @@ def parse_definition(
 
 
 def detect_format(text: str, fmt: str | None = None) -> Literal["yaml", "json"]:
-    if fmt in ("yaml", "json"):
-        return fmt  # type: ignore[return-value]
+    if fmt == "yaml":
+        return "yaml"
+    if fmt == "json":
+        return "json"
     return "json" if text.lstrip().startswith("{") else "yaml"
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.audit import service as audit
 from atom.config import Settings
+from atom.db.session import rows_affected
 from atom.errors import Conflict
 from atom.governance.policy import GovernanceContext
 from atom.training import proposals
@@ -87,7 +88,7 @@ async def lock_run(session: AsyncSession, run_id: str) -> WorkflowRun | None:
         .values(lock_version=WorkflowRun.lock_version + 1)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_affected(result) != 1:
         return None
     return await session.get(WorkflowRun, run_id, populate_existing=True)
 
@@ -487,7 +488,7 @@ async def record_success(
         )
         .execution_options(synchronize_session=False)
     )
-    if done.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_affected(done) != 1:
         return None
     steps = await load_steps(session, run_id)
     return await advance_run(session, run, definition, steps, now=now, settings=settings)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atom.db.session import rows_affected
 from atom.events.bus import get_bus
 from atom.observability.logging import get_logger
 from atom.workflows import cron, flows
@@ -128,7 +129,7 @@ class Scheduler:
                     .where(WorkflowTrigger.id == trigger.id, WorkflowTrigger.next_fire_at == trigger.next_fire_at)
                     .values(next_fire_at=plan.next_fire_at, last_fired_at=now)
                 )
-                won = claimed.rowcount == 1  # type: ignore[attr-defined]
+                won = rows_affected(claimed) == 1
             if not won:
                 continue  # another process took this fire
             if plan.fire_at is not None:
@@ -231,7 +232,7 @@ class Scheduler:
                     .where(StepRun.id == step_id, StepRun.dispatches == dispatches)
                     .values(dispatches=dispatches + 1, queued_at=now)
                 )
-            if bumped.rowcount == 1:  # type: ignore[attr-defined]
+            if rows_affected(bumped) == 1:
                 jobs.append(run_engine.QueuedStep(step_id, run_id, dispatches + 1))
         if jobs:
             log.info("redispatching stalled workflow steps", count=len(jobs))

@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy import update
 
 from atom.config import Settings, WorkflowExecutorMode
-from atom.db.session import Database
+from atom.db.session import Database, rows_affected
 from atom.errors import ConfigurationError
 from atom.events.bus import build_bus, reset_bus, set_bus
 from atom.observability.logging import get_logger
@@ -171,7 +171,7 @@ class WorkflowWorker:
                     .values(lease_expires_at=self.engine.clock() - timedelta(microseconds=1))
                     .execution_options(synchronize_session=False)
                 )
-            if released.rowcount == 1:  # type: ignore[attr-defined]
+            if rows_affected(released) == 1:
                 self.steps_released += 1
                 log.info("released an unfinished workflow step for another worker", step_run_id=step_run_id)
         except Exception:  # the lease then simply expires on its own

@@ -18,21 +18,22 @@ from atom.llm.providers.base import (
     ChatRequest,
     Done,
     Message,
-    ProviderAuthError,
     ProviderBadResponse,
     ProviderError,
     ProviderRateLimited,
     ProviderRequestRejected,
-    ProviderTimeout,
     ProviderUnavailable,
     StreamEvent,
     TextDelta,
     ToolCallAssembler,
     Usage,
     estimate_request_tokens,
-    parse_retry_after,
+    key_rejected,
+    rate_limited,
     scrub,
+    timed_out,
     transport_failure_kind,
+    unreachable,
 )
 
 
@@ -155,28 +156,13 @@ class AnthropicProvider:
     def _translate(self, exc: Exception, partial: str) -> ProviderError | None:
         name = self.name
         if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
-            return ProviderAuthError(
-                f"LLM provider {name!r} rejected its API key (HTTP {exc.status_code}); "
-                f"update the key with `atom-os llm add {name} ... --replace` or check it with the provider",
-                provider=name,
-                partial_text=partial,
-                details={"status": exc.status_code},
-            )
+            return key_rejected(name, exc.status_code, partial)
         if isinstance(exc, anthropic.RateLimitError):
-            return ProviderRateLimited(
-                f"LLM provider {name!r} is rate limiting requests (HTTP 429)",
-                provider=name,
-                retry_after=parse_retry_after(exc.response.headers),
-                partial_text=partial,
-            )
+            return rate_limited(name, exc.response.headers, partial)
         if isinstance(exc, anthropic.APITimeoutError) or transport_failure_kind(exc) == "timeout":
-            return ProviderTimeout(f"LLM provider {name!r} did not answer in time", provider=name, partial_text=partial)
+            return timed_out(name, partial)
         if isinstance(exc, anthropic.APIConnectionError) or transport_failure_kind(exc) == "transport":
-            return ProviderUnavailable(
-                f"LLM provider {name!r} could not be reached or dropped the connection",
-                provider=name,
-                partial_text=partial,
-            )
+            return unreachable(name, partial)
         if isinstance(exc, anthropic.APIStatusError):
             status = exc.status_code
             error_type = _error_type(exc.body)

@@ -265,6 +265,37 @@ def scrub(text: str, secret: str, *, limit: int = 300) -> str:
     return text[:limit]
 
 
+def key_rejected(provider: str, status: int, partial: str) -> ProviderAuthError:
+    return ProviderAuthError(
+        f"LLM provider {provider!r} rejected its API key (HTTP {status}); "
+        f"update the key with `atom-os llm add {provider} ... --replace` or check it with the provider",
+        provider=provider,
+        partial_text=partial,
+        details={"status": status},
+    )
+
+
+def rate_limited(provider: str, headers: Any, partial: str) -> ProviderRateLimited:
+    return ProviderRateLimited(
+        f"LLM provider {provider!r} is rate limiting requests (HTTP 429)",
+        provider=provider,
+        retry_after=parse_retry_after(headers),
+        partial_text=partial,
+    )
+
+
+def timed_out(provider: str, partial: str) -> ProviderTimeout:
+    return ProviderTimeout(f"LLM provider {provider!r} did not answer in time", provider=provider, partial_text=partial)
+
+
+def unreachable(provider: str, partial: str) -> ProviderUnavailable:
+    return ProviderUnavailable(
+        f"LLM provider {provider!r} could not be reached or dropped the connection",
+        provider=provider,
+        partial_text=partial,
+    )
+
+
 def parse_retry_after(headers: Any) -> float | None:
     """Seconds to wait from `retry-after-ms` or `retry-after` (delta seconds); None if absent or unparsable."""
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):

@@ -20,12 +20,9 @@ from atom.llm.providers.base import (
     ChatRequest,
     Done,
     Message,
-    ProviderAuthError,
     ProviderBadResponse,
     ProviderError,
-    ProviderRateLimited,
     ProviderRequestRejected,
-    ProviderTimeout,
     ProviderUnavailable,
     StreamEvent,
     TextDelta,
@@ -33,9 +30,12 @@ from atom.llm.providers.base import (
     Usage,
     estimate_request_tokens,
     estimate_text_tokens,
-    parse_retry_after,
+    key_rejected,
+    rate_limited,
     scrub,
+    timed_out,
     transport_failure_kind,
+    unreachable,
 )
 
 
@@ -162,28 +162,13 @@ class OpenAICompatProvider:
     def _translate(self, exc: Exception, partial: str) -> ProviderError | None:
         name = self.name
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-            return ProviderAuthError(
-                f"LLM provider {name!r} rejected its API key (HTTP {exc.status_code}); "
-                f"update the key with `atom-os llm add {name} ... --replace` or check it with the provider",
-                provider=name,
-                partial_text=partial,
-                details={"status": exc.status_code},
-            )
+            return key_rejected(name, exc.status_code, partial)
         if isinstance(exc, openai.RateLimitError):
-            return ProviderRateLimited(
-                f"LLM provider {name!r} is rate limiting requests (HTTP 429)",
-                provider=name,
-                retry_after=parse_retry_after(exc.response.headers),
-                partial_text=partial,
-            )
+            return rate_limited(name, exc.response.headers, partial)
         if isinstance(exc, openai.APITimeoutError) or transport_failure_kind(exc) == "timeout":
-            return ProviderTimeout(f"LLM provider {name!r} did not answer in time", provider=name, partial_text=partial)
+            return timed_out(name, partial)
         if isinstance(exc, openai.APIConnectionError) or transport_failure_kind(exc) == "transport":
-            return ProviderUnavailable(
-                f"LLM provider {name!r} could not be reached or dropped the connection",
-                provider=name,
-                partial_text=partial,
-            )
+            return unreachable(name, partial)
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             if status >= 500 or status == 408:
