@@ -53,6 +53,9 @@ def build_engine(settings: Settings) -> AsyncEngine:
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 10}
+        # Every transaction ends with a commit or a rollback (a Connection closed inside one rolls it back),
+        # so the pool's own rollback on return is redundant: with aiosqlite it costs a thread round trip.
+        kwargs["pool_reset_on_return"] = None
     else:
         kwargs.update(pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)

@@ -6,8 +6,9 @@ parallel branches, cancels and retries of the same run are serialized, and each 
 committed state. A step's transition out of `running` is a conditional UPDATE on its attempt
 number: a worker whose lease was taken over by a redelivery cannot overwrite the newer attempt.
 
-Functions here only change rows (they flush; callers commit) and return what to do after the
-commit: the steps to hand to workers (`Advance.queued`) and the events to publish.
+Functions here work on snapshots of the rows (`state.py`), write what changed (callers commit) and
+return what to do after the commit: the steps to hand to workers (`Advance.queued`), the step this
+worker claimed to run next itself (`Advance.claimed`), and the events to publish.
 """
 
 from __future__ import annotations
@@ -16,27 +17,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.audit import service as audit
 from atom.config import Settings
-from atom.db.session import rows_affected
+from atom.db.base import new_id
 from atom.errors import Conflict
 from atom.governance.policy import GovernanceContext
 from atom.training import proposals
 from atom.training.models import ProposalKind
-from atom.workflows import templates
+from atom.workflows import state, templates
 from atom.workflows.definition import StepDef, StepType, WorkflowDefinition, parse_duration, topological_order
-from atom.workflows.models import (
-    ACTIVE_STEP_STATUSES,
-    RunStatus,
-    StepRun,
-    StepStatus,
-    Workflow,
-    WorkflowRun,
-    WorkflowVersion,
-)
+from atom.workflows.models import ACTIVE_STEP_STATUSES, RunStatus, StepStatus, Workflow, WorkflowRun, WorkflowVersion
+from atom.workflows.state import RunState, StepState
 
 WORKFLOW_COMPLETED = "workflow.completed"
 RUN_CANCELLED = "workflow.run_cancelled"
@@ -57,6 +50,10 @@ class QueuedStep:
 class Advance:
     queued: list[QueuedStep] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # set by `claim_next`: a step this worker took over from `queued` to run next itself
+    claimed: StepState | None = None
+    run: RunState | None = None
+    steps: list[StepState] = field(default_factory=list)
 
     def merge(self, other: Advance) -> Advance:
         self.queued += other.queued
@@ -69,7 +66,10 @@ def idempotency_key(run_id: str, step_key: str, generation: int) -> str:
     return f"{run_id}:{step_key}:{generation}"
 
 
-def governance_context(run: WorkflowRun) -> GovernanceContext:
+RunLike = RunState | WorkflowRun
+
+
+def governance_context(run: RunLike) -> GovernanceContext:
     from atom.governance.policy import TriggerKind
 
     return GovernanceContext(
@@ -81,26 +81,16 @@ def governance_context(run: WorkflowRun) -> GovernanceContext:
     )
 
 
-async def lock_run(session: AsyncSession, run_id: str) -> WorkflowRun | None:
-    result = await session.execute(
-        update(WorkflowRun)
-        .where(WorkflowRun.id == run_id)
-        .values(lock_version=WorkflowRun.lock_version + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if rows_affected(result) != 1:
-        return None
-    return await session.get(WorkflowRun, run_id, populate_existing=True)
+lock_run = state.lock_run
+load_steps = state.load_steps
 
 
-async def load_steps(session: AsyncSession, run_id: str) -> list[StepRun]:
-    stmt = select(StepRun).where(StepRun.run_id == run_id).order_by(StepRun.position)
-    return list((await session.scalars(stmt.execution_options(populate_existing=True))).all())
+async def save(session: AsyncSession, run: RunState, steps: list[StepState]) -> None:
+    await state.save_steps(session, steps)
+    await state.save_run(session, run)
 
 
-def template_context(
-    run: WorkflowRun, steps: list[StepRun], *, failure: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def template_context(run: RunLike, steps: list[StepState], *, failure: dict[str, Any] | None = None) -> dict[str, Any]:
     context: dict[str, Any] = {
         "inputs": run.inputs,
         "trigger": run.trigger_payload,
@@ -120,7 +110,7 @@ def template_context(
     return context
 
 
-def failure_for_handler(definition: WorkflowDefinition, steps: list[StepRun], handler_key: str) -> dict[str, Any]:
+def failure_for_handler(definition: WorkflowDefinition, steps: list[StepState], handler_key: str) -> dict[str, Any]:
     failed = [
         s
         for s in steps
@@ -148,8 +138,9 @@ async def create_run(
     mode: str,
     now: datetime,
     settings: Settings,
-) -> tuple[WorkflowRun, Advance]:
-    run = WorkflowRun(
+) -> tuple[RunState, Advance]:
+    run = RunState(
+        id=new_id(),
         workflow_id=workflow.id,
         version=version.version,
         agent_id=agent_id,
@@ -165,16 +156,16 @@ async def create_run(
         actor_user_id=context.actor_user_id,
         chain_depth=chain_depth,
         lock_version=0,
+        error=None,
         created_at=now,
+        finished_at=None,
     )
-    session.add(run)
-    await session.flush()
-    order = topological_order(definition)
-    rows = []
-    for position, key in enumerate(order):
+    steps = []
+    for position, key in enumerate(topological_order(definition)):
         step = definition.step(key)
-        rows.append(
-            StepRun(
+        steps.append(
+            StepState(
+                id=new_id(),
                 run_id=run.id,
                 step_key=key,
                 position=position,
@@ -185,30 +176,41 @@ async def create_run(
                 generation=0,
                 dispatches=0,
                 idempotency_key=idempotency_key(run.id, key, 0),
+                input=None,
+                output=None,
+                error=None,
+                error_code=None,
                 logs=[],
                 agent_id=version.agent_ids.get(key) or agent_id,
+                worker=None,
+                proposal_id=None,
+                queued_at=None,
+                started_at=None,
+                finished_at=None,
+                due_at=None,
+                lease_expires_at=None,
             )
         )
-    session.add_all(rows)
-    await session.flush()
-    advance = await advance_run(session, run, definition, rows, now=now, settings=settings)
+    await state.insert_run(session, run, steps)
+    advance = await advance_run(session, run, definition, steps, now=now, settings=settings)
+    await save(session, run, steps)
     return run, advance
 
 
-def _resolved(step: StepRun, spec: StepDef) -> bool:
+def _resolved(step: StepState, spec: StepDef) -> bool:
     return step.status in (StepStatus.SUCCEEDED.value, StepStatus.SKIPPED.value) or (
         step.status == StepStatus.FAILED.value and spec.on_failure == "continue"
     )
 
 
-def _blocking(step: StepRun, spec: StepDef) -> bool:
+def _blocking(step: StepState, spec: StepDef) -> bool:
     return step.status == StepStatus.CANCELLED.value or (
         step.status == StepStatus.FAILED.value and spec.on_failure != "continue"
     )
 
 
 def _finish_step(
-    step: StepRun, status: StepStatus, now: datetime, *, error: str | None = None, code: str | None = None
+    step: StepState, status: StepStatus, now: datetime, *, error: str | None = None, code: str | None = None
 ) -> None:
     step.status = status.value
     step.finished_at = now
@@ -221,9 +223,9 @@ def _finish_step(
 
 async def advance_run(
     session: AsyncSession,
-    run: WorkflowRun,
+    run: RunState,
     definition: WorkflowDefinition,
-    steps: list[StepRun],
+    steps: list[StepState],
     *,
     now: datetime,
     settings: Settings,
@@ -268,10 +270,10 @@ async def advance_run(
 
 async def _make_ready(
     session: AsyncSession,
-    run: WorkflowRun,
+    run: RunState,
     definition: WorkflowDefinition,
-    steps: list[StepRun],
-    step: StepRun,
+    steps: list[StepState],
+    step: StepState,
     spec: StepDef,
     *,
     now: datetime,
@@ -365,10 +367,10 @@ def _parse_until(value: str, step_id: str, now: datetime) -> datetime:
 
 async def fail_step(
     session: AsyncSession,
-    run: WorkflowRun,
+    run: RunState,
     definition: WorkflowDefinition,
-    steps: list[StepRun],
-    step: StepRun,
+    steps: list[StepState],
+    step: StepState,
     *,
     error: str,
     code: str,
@@ -387,8 +389,8 @@ async def fail_step(
 
 async def _end_run(
     session: AsyncSession,
-    run: WorkflowRun,
-    steps: list[StepRun],
+    run: RunState,
+    steps: list[StepState],
     status: RunStatus,
     *,
     now: datetime,
@@ -402,7 +404,6 @@ async def _end_run(
         if other.status in (StepStatus.PENDING.value, StepStatus.QUEUED.value, StepStatus.WAITING.value):
             reason = "the run was cancelled" if status is RunStatus.CANCELLED else "the run failed"
             _finish_step(other, StepStatus.CANCELLED, now, error=f"not run: {reason}")
-    await session.flush()
     result.events.append(
         (
             WORKFLOW_COMPLETED,
@@ -421,9 +422,9 @@ async def _end_run(
 
 async def _maybe_finish(
     session: AsyncSession,
-    run: WorkflowRun,
+    run: RunState,
     definition: WorkflowDefinition,
-    steps: list[StepRun],
+    steps: list[StepState],
     *,
     now: datetime,
     result: Advance,
@@ -469,29 +470,80 @@ async def record_success(
     definition: WorkflowDefinition,
     now: datetime,
     settings: Settings,
+    claim_next: ClaimNext | None = None,
+    known: Known | None = None,
 ) -> Advance | None:
-    """None when this attempt no longer owns the step (a redelivery took it over, or it was cancelled)."""
-    run = await lock_run(session, run_id)
-    if run is None:
+    """None when this attempt no longer owns the step (a redelivery took it over, or it was cancelled).
+
+    With `claim_next`, one step this completion made ready is claimed for the caller in the same
+    transaction (`Advance.claimed`, with `Advance.run` and `Advance.steps` to prepare it): a chain of
+    steps then costs one transaction per step on one worker instead of a hand-over through the queue.
+    `known` is the caller's snapshot of the run as its last transaction on it committed it (`Known`).
+    """
+    if known is not None and known.alone(step_run_id) and await state.lock_run_at(session, known.run):
+        run, steps = known.run, known.steps
+    else:
+        locked = await lock_run(session, run_id)
+        if locked is None:
+            return None
+        run, steps = locked, await load_steps(session, run_id)
+    step = next((s for s in steps if s.id == step_run_id), None)
+    if step is None:
         return None
-    done = await session.execute(
-        update(StepRun)
-        .where(StepRun.id == step_run_id, StepRun.status == StepStatus.RUNNING.value, StepRun.attempt == attempt)
-        .values(
-            status=StepStatus.SUCCEEDED.value,
-            output=output,
-            logs=logs,
-            error=None,
-            error_code=None,
-            finished_at=now,
-            lease_expires_at=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if rows_affected(done) != 1:
+    step.output, step.logs, step.error, step.error_code = output, logs, None, None
+    _finish_step(step, StepStatus.SUCCEEDED, now)
+    # The claim of a redelivery does not lock the run: only the row itself says who owns the attempt.
+    if not await state.save_step_if(session, step, status=StepStatus.RUNNING.value, attempt=attempt):
         return None
-    steps = await load_steps(session, run_id)
-    return await advance_run(session, run, definition, steps, now=now, settings=settings)
+    result = await advance_run(session, run, definition, steps, now=now, settings=settings)
+    if claim_next is not None:
+        _claim_next(result, run, steps, claim_next, now)
+    # the claimed step is written by the caller once prepared (with its input): one UPDATE, not two
+    await save(session, run, [s for s in steps if s is not result.claimed])
+    return result
+
+
+@dataclass(frozen=True)
+class Known:
+    """A run and its steps as the caller's last transaction on the run committed them.
+
+    They are still the rows' state if nobody locked the run since (every transition of a run's steps
+    but a claim locks it: `state.lock_run_at` checks) and no step but the caller's own could have been
+    claimed meanwhile (`alone`: none other is queued, running or waiting).
+    """
+
+    run: RunState
+    steps: list[StepState]
+
+    def alone(self, step_run_id: str) -> bool:
+        return all(s.id == step_run_id or s.status not in _CLAIMABLE_OR_HELD for s in self.steps)
+
+
+_CLAIMABLE_OR_HELD = (StepStatus.QUEUED.value, StepStatus.RUNNING.value, StepStatus.WAITING.value)
+
+
+@dataclass(frozen=True)
+class ClaimNext:
+    worker: str
+    lease_s: float
+
+
+def _claim_next(result: Advance, run: RunState, steps: list[StepState], claim: ClaimNext, now: datetime) -> None:
+    """Take one step just queued for the pool (due now) off the hand-over list and claim it here."""
+    if run.mode != "pool":
+        return
+    queued = next((q for q in result.queued if q.delay_s == 0 and not q.inline), None)
+    if queued is None:
+        return
+    step = next(s for s in steps if s.id == queued.step_run_id)
+    result.queued.remove(queued)
+    step.status = StepStatus.RUNNING.value
+    step.attempt += 1
+    step.started_at = now
+    step.finished_at = None
+    step.lease_expires_at = now + timedelta(seconds=claim.lease_s)
+    step.worker = claim.worker
+    result.claimed, result.run, result.steps = step, run, steps
 
 
 async def record_failure(
@@ -518,6 +570,7 @@ async def record_failure(
     spec = definition.step(step.step_key)
     step.logs = logs
     result = Advance()
+    owned = {"status": StepStatus.RUNNING.value, "attempt": attempt}
     if retryable and attempt <= spec.retries.max and run.status == RunStatus.RUNNING.value:
         delay = spec.retries.delay(attempt)
         step.status = StepStatus.QUEUED.value
@@ -531,17 +584,18 @@ async def record_failure(
             {"at": now.timestamp(), "message": f"attempt {attempt} failed ({code}); retry in {delay:g} s"},
         ]
         result.queued.append(QueuedStep(step.id, run.id, step.dispatches, delay_s=delay, inline=run.mode == "inline"))
-        await session.flush()
-        return result
+        return result if await state.save_step_if(session, step, **owned) else None
     if run.status != RunStatus.RUNNING.value:
         _finish_step(step, StepStatus.FAILED, now, error=error, code=code)
-        await session.flush()
-        return result
+        return result if await state.save_step_if(session, step, **owned) else None
+    _finish_step(step, StepStatus.FAILED, now, error=error, code=code)
+    if not await state.save_step_if(session, step, **owned):
+        return None
     await fail_step(
         session, run, definition, steps, step, error=error, code=code, now=now, settings=settings, result=result
     )
     result.merge(await advance_run(session, run, definition, steps, now=now, settings=settings))
-    await session.flush()
+    await save(session, run, steps)
     return result
 
 
@@ -563,8 +617,8 @@ async def record_skipped(
     if step is None or step.status != StepStatus.RUNNING.value or step.attempt != attempt:
         return None
     _finish_step(step, StepStatus.CANCELLED, now, error="not run: the run is no longer running")
-    await session.flush()
-    return Advance()
+    owned = await state.save_step_if(session, step, status=StepStatus.RUNNING.value, attempt=attempt)
+    return Advance() if owned else None
 
 
 async def resolve_waiting(
@@ -607,7 +661,7 @@ async def resolve_waiting(
             result=result,
         )
     result.merge(await advance_run(session, run, definition, steps, now=now, settings=settings))
-    await session.flush()
+    await save(session, run, steps)
     return result
 
 
@@ -623,6 +677,7 @@ async def cancel_run(session: AsyncSession, *, run_id: str, actor: audit.Actor, 
     result = Advance()
     await _end_run(session, run, steps, RunStatus.CANCELLED, now=now, error="cancelled", result=result)
     result.events.append((RUN_CANCELLED, {"run_id": run.id}))
+    await save(session, run, steps)
     await audit.record(
         session=session,
         actor=actor,
@@ -677,7 +732,6 @@ async def retry_run(
     run.status = RunStatus.RUNNING.value
     run.error = None
     run.finished_at = None
-    await session.flush()
     await audit.record(
         session=session,
         actor=actor,
@@ -687,4 +741,6 @@ async def retry_run(
         decision="done",
         details={"steps": reset},
     )
-    return await advance_run(session, run, definition, steps, now=now, settings=settings)
+    result = await advance_run(session, run, definition, steps, now=now, settings=settings)
+    await save(session, run, steps)
+    return result

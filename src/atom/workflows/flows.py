@@ -26,6 +26,7 @@ from atom.workflows.definition import WorkflowDefinition
 from atom.workflows.executor import WORKFLOW_EXECUTOR, build_plan
 from atom.workflows.models import StepRun, StepStatus, TriggerFire, WorkflowTrigger
 from atom.workflows.runner import WorkflowEngine
+from atom.workflows.state import StepState
 
 log = get_logger("atom.workflows")
 MAX_CHAIN_DEPTH = 5
@@ -324,7 +325,7 @@ async def retry(engine: WorkflowEngine, *, run_id: str, actor: audit.Actor) -> N
     await engine.transact(body)
 
 
-async def _waiting_approval(engine: WorkflowEngine, run_id: str, step_key: str) -> StepRun:
+async def _waiting_approval(engine: WorkflowEngine, run_id: str, step_key: str) -> StepState:
     async with engine.db.session_scope() as session:
         steps = await run_engine.load_steps(session, run_id)
     step = next((s for s in steps if s.step_key == step_key), None)
@@ -362,7 +363,7 @@ async def reject_step(engine: WorkflowEngine, *, run_id: str, step_key: str, app
     await settle_approval(engine, step)
 
 
-async def settle_approval(engine: WorkflowEngine, step: StepRun) -> None:
+async def settle_approval(engine: WorkflowEngine, step: StepRun | StepState) -> None:
     """Apply a decision taken in the proposals list (approved, rejected, expired) to the waiting step."""
     from atom.training.models import ProposalStatus
 

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import socket
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,25 +28,26 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, bindparam, or_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.agents import service as agents_service
 from atom.config import Settings
-from atom.db.base import utcnow
+from atom.db.base import UTCDateTime, utcnow
 from atom.db.session import Database
 from atom.errors import AtomError, InvalidInput
 from atom.events.bus import get_bus
 from atom.governance import service as governance
 from atom.observability.logging import get_logger
 from atom.security.secrets_store import load_cipher
-from atom.workflows import engine, templates
+from atom.workflows import engine, state, templates
 from atom.workflows.actions import ActionContext, ActionRegistry, WorkflowAction, default_registry
 from atom.workflows.definition import WorkflowDefinition
 from atom.workflows.dispatch import Dispatcher, build_dispatcher
 from atom.workflows.integrations.errors import IntegrationError
-from atom.workflows.models import RunStatus, StepRun, StepStatus, WorkflowRun, WorkflowVersion
+from atom.workflows.models import RunStatus, StepStatus, WorkflowVersion
+from atom.workflows.state import STEPS, RunState, StepState
 
 log = get_logger("atom.workflows")
 Clock = Callable[[], datetime]
@@ -53,10 +55,36 @@ NO_CONFIDENCE_ACTIONS = frozenset({"noop"})
 DB_RETRIES = 5
 
 
+_NOW = bindparam("now", type_=UTCDateTime())
+# Exactly one delivery wins a step: queued and due, or running with an expired lease (its worker died).
+_CLAIM = (
+    update(STEPS)
+    .where(
+        STEPS.c.id == bindparam("step_id"),
+        or_(
+            and_(
+                STEPS.c.status == StepStatus.QUEUED.value,
+                or_(STEPS.c.due_at.is_(None), STEPS.c.due_at <= _NOW),
+            ),
+            and_(STEPS.c.status == StepStatus.RUNNING.value, STEPS.c.lease_expires_at < _NOW),
+        ),
+    )
+    .values(
+        status=StepStatus.RUNNING.value,
+        attempt=STEPS.c.attempt + 1,
+        started_at=_NOW,
+        finished_at=None,
+        lease_expires_at=bindparam("lease_expires_at", type_=UTCDateTime()),
+        worker=bindparam("worker"),
+    )
+    .returning(*STEPS.columns)
+)
+
+
 @dataclass
 class Claim:
-    run: WorkflowRun
-    step: StepRun
+    run: RunState
+    step: StepState
     attempt: int
     definition: WorkflowDefinition
     action: WorkflowAction | None
@@ -106,8 +134,12 @@ class WorkflowEngine:
         self._cancelled_runs: set[str] = set()
         self._wakeups: dict[str, asyncio.Event] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._chains: dict[str, engine.Known] = {}  # run id -> its steps as this worker's chain left them
         self.scheduler: Any = None
         self.started = False
+        # A worker of a task engine with job timeouts sets these (see `run_step`); the embedded pool has neither.
+        self.may_continue: Callable[[], bool] = lambda: True
+        self.chain_budget_s: float | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -232,69 +264,99 @@ class WorkflowEngine:
 
     # --- one step --------------------------------------------------------------------------
 
-    async def run_step(self, step_run_id: str, *, override_input: dict[str, Any] | None = None) -> Outcome | None:
-        """Entry point for workers (pool and arq). Never raises for a step's own failure."""
+    async def run_step(
+        self,
+        step_run_id: str,
+        *,
+        override_input: dict[str, Any] | None = None,
+        holding: Callable[[str], None] | None = None,
+    ) -> Outcome | None:
+        """Entry point for workers (pool and arq). Never raises for a step's own failure.
+
+        Returns the outcome of the step asked for. When that step's completion makes another step of a
+        pool run ready, this worker claims it in the same transaction and runs it next (a chain costs
+        one transaction per step), while `may_continue` allows and the chain budget lasts; the other
+        ready steps go to the queue as usual. `holding` is told the id of each step taken over.
+        """
+        first: Outcome | None = None
+        claim: Claim | None = None
+        current = step_run_id
+        started = time.monotonic()
         try:
             claim = await self._claim(step_run_id, override_input)
-            if claim is None:
-                return None
-            outcome = await self._act(claim)
-            await self._record(claim, outcome)
-            return outcome
+            while claim is not None:
+                current = claim.step.id
+                if holding is not None:
+                    holding(current)
+                outcome = await self._act(claim)
+                first = first or outcome
+                chain = override_input is None and self._may_chain(started, claim)
+                claim = await self._record(claim, outcome, chain=chain)
+            return first
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("workflow step could not be processed; it will be redelivered", step_run_id=step_run_id)
-            return None
+            log.exception("workflow step could not be processed; it will be redelivered", step_run_id=current)
+            return first
+        finally:
+            if claim is not None:
+                self._chains.pop(claim.run.id, None)
+
+    def _may_chain(self, started: float, claim: Claim) -> bool:
+        if not self.may_continue():
+            return False
+        if self.chain_budget_s is None:
+            return True
+        # the next step (at most the job timeout) must fit too: past its budget the task engine cancels the job
+        return time.monotonic() - started + self.settings.workflow_job_timeout_s < self.chain_budget_s
 
     async def _claim(self, step_run_id: str, override_input: dict[str, Any] | None) -> Claim | None:
         now = self.clock()
         lease = timedelta(seconds=self.settings.workflow_visibility_timeout_s)
         async with self.db.session_scope() as session:
-            claimed = await session.execute(
-                update(StepRun)
-                .where(
-                    StepRun.id == step_run_id,
-                    or_(
-                        and_(
-                            StepRun.status == StepStatus.QUEUED.value,
-                            or_(StepRun.due_at.is_(None), StepRun.due_at <= now),
-                        ),
-                        and_(StepRun.status == StepStatus.RUNNING.value, StepRun.lease_expires_at < now),
-                    ),
-                )
-                .values(
-                    status=StepStatus.RUNNING.value,
-                    attempt=StepRun.attempt + 1,
-                    started_at=now,
-                    finished_at=None,
-                    lease_expires_at=now + lease,
-                    worker=self.worker_id,
-                )
-                .returning(StepRun.attempt)
-                .execution_options(synchronize_session=False)
+            conn = await session.connection()
+            claimed = await conn.execute(
+                _CLAIM,
+                {
+                    "step_id": step_run_id,
+                    "now": now,
+                    "lease_expires_at": now + lease,
+                    "worker": self.worker_id,
+                },
             )
-            attempt = claimed.scalar()
-            if attempt is None:
+            row = claimed.mappings().first()
+            if row is None:
                 return None
-            step = await session.get(StepRun, step_run_id, populate_existing=True)
-            assert step is not None
-            run = await session.get(WorkflowRun, step.run_id, populate_existing=True)
+            step = state.step_from(dict(row))
+            run = await state.read_run(session, step.run_id)
             assert run is not None
-            definition = await self.definition(session, run.workflow_id, run.version)
-            spec = definition.step(step.step_key)
-            timeout = min(spec.timeout or self.settings.workflow_job_timeout_s, self.settings.workflow_job_timeout_s)
-            claim = Claim(run, step, attempt, definition, None, None, timeout)
             if run.status != RunStatus.RUNNING.value:
                 step.status = StepStatus.CANCELLED.value
                 step.finished_at = now
                 step.error = "not run: the run is no longer running"
+                await state.save_steps(session, [step])
                 return None
+            steps = [step if s.id == step.id else s for s in await state.load_steps(session, run.id)]
+            return await self._prepare(session, run, steps, step, override_input)
+
+    async def _prepare(
+        self,
+        session: AsyncSession,
+        run: RunState,
+        steps: list[StepState],
+        step: StepState,
+        override_input: dict[str, Any] | None,
+    ) -> Claim:
+        """A claimed step's inputs rendered and validated and its action checked by governance."""
+        definition = await self.definition(session, run.workflow_id, run.version)
+        spec = definition.step(step.step_key)
+        timeout = min(spec.timeout or self.settings.workflow_job_timeout_s, self.settings.workflow_job_timeout_s)
+        claim = Claim(run, step, step.attempt, definition, None, None, timeout)
+        try:
             try:
                 if override_input is not None:
                     rendered = override_input
                 else:
-                    steps = await engine.load_steps(session, run.id)
                     failure = (
                         engine.failure_for_handler(definition, steps, step.step_key)
                         if step.step_key in definition.handler_ids
@@ -322,6 +384,8 @@ class WorkflowEngine:
             if not decision.allowed:
                 claim.failure = (f"governance: {decision.reason}", decision.reason_code)
             return claim
+        finally:
+            await state.save_steps(session, [step])
 
     async def _act(self, claim: Claim) -> Outcome:
         if claim.failure is not None:
@@ -364,11 +428,20 @@ class WorkflowEngine:
             self._running.pop(claim.step.id, None)
             claim.step.logs = context.logs
 
-    async def _record(self, claim: Claim, outcome: Outcome) -> None:
+    async def _record(self, claim: Claim, outcome: Outcome, *, chain: bool = False) -> Claim | None:
+        """Record the outcome; with `chain`, return the next step of the run this worker claimed to run now."""
         now = self.clock()
         logs = list(claim.step.logs or [])
+        claim_next = (
+            engine.ClaimNext(self.worker_id, self.settings.workflow_visibility_timeout_s)
+            if chain and outcome.ok
+            else None
+        )
+        following: list[Claim | None] = []
+        known = [k] if (k := self._chains.pop(claim.run.id, None)) is not None else []
 
         async def body(session: AsyncSession) -> engine.Advance | None:
+            following.clear()
             if outcome.ok:
                 advance = await engine.record_success(
                     session,
@@ -380,6 +453,8 @@ class WorkflowEngine:
                     definition=claim.definition,
                     now=now,
                     settings=self.settings,
+                    claim_next=claim_next,
+                    known=known.pop() if known else None,  # a retried transaction reads the rows again
                 )
             else:
                 advance = await engine.record_failure(
@@ -414,9 +489,33 @@ class WorkflowEngine:
                     source_id=claim.run.id,
                     settings=self.settings,
                 )
+            if advance is not None and advance.claimed is not None and advance.run is not None:
+                following.append(await self._prepare_claimed(session, advance))
             return advance
 
-        await self.transact(body)
+        advance = await self.transact(body)
+        following_claim = next((c for c in following if c is not None), None)
+        if following_claim is not None and advance is not None and advance.run is not None:
+            self._chains[advance.run.id] = engine.Known(advance.run, advance.steps)
+        return following_claim
+
+    async def _prepare_claimed(self, session: AsyncSession, advance: engine.Advance) -> Claim | None:
+        """Prepare the step claimed with a completion; if that fails, hand it to the queue instead."""
+        step, run = advance.claimed, advance.run
+        assert step is not None and run is not None
+        try:
+            return await self._prepare(session, run, advance.steps, step, None)
+        except DBAPIError:
+            raise  # the transaction is lost: `transact` retries it whole
+        except Exception:
+            log.exception("could not prepare the next workflow step here; queueing it", step_run_id=step.id)
+            step.status = StepStatus.QUEUED.value
+            step.attempt -= 1
+            step.started_at = step.lease_expires_at = step.worker = None
+            step.input = None
+            await state.save_steps(session, [step])
+            advance.queued.append(engine.QueuedStep(step.id, run.id, step.dispatches))
+            return None
 
 
 def _transient(exc: DBAPIError) -> bool:

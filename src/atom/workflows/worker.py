@@ -134,6 +134,9 @@ class WorkflowWorker:
             dispatcher=ArqDispatcher(settings.redis_url, settings.workflow_queue_name),
             worker_id=options.worker_id,
         )
+        # Chains (a step going on with the run's next one) end when stopping, and before arq's job timeout.
+        self.engine.may_continue = lambda: not self.stopping
+        self.engine.chain_budget_s = settings.workflow_visibility_timeout_s
         self.stopping = False
         self.steps_run = 0
         self.deliveries_skipped = 0
@@ -146,11 +149,12 @@ class WorkflowWorker:
         return self.engine.worker_id
 
     async def run(self, step_run_id: str) -> None:
+        held = [step_run_id]  # the step this job holds now: it may go on with the run's next steps
         try:
-            outcome = await self.engine.run_step(step_run_id)
+            outcome = await self.engine.run_step(step_run_id, holding=held.append)
         except asyncio.CancelledError:
             if self.stopping:
-                await asyncio.shield(self._release(step_run_id))
+                await asyncio.shield(self._release(held[-1]))
             raise
         if outcome is None:
             self.deliveries_skipped += 1  # another delivery holds or finished the step, or it is not due yet

@@ -1,0 +1,213 @@
+"""Runs and step runs as plain snapshots, read and written with single SQL statements.
+
+The engine is the hot path of every workflow: an ORM unit of work costs several times the SQL it
+sends, so the engine reads a run's rows into these snapshots, changes their attributes, and
+`save_*` writes back exactly the columns that changed (one UPDATE per changed row). The ORM
+models in `models.py` stay the schema and serve the API's reads.
+
+Values are compared by equality against what was read, so assign new values (`step.logs = [...]`)
+rather than mutating a JSON value in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Table, Update, bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from atom.db.session import rows_affected
+from atom.workflows.models import StepRun, WorkflowRun
+
+RUNS: Table = WorkflowRun.__table__  # type: ignore[assignment]
+STEPS: Table = StepRun.__table__  # type: ignore[assignment]
+
+
+@dataclass(slots=True, eq=False)
+class RunState:
+    id: str
+    workflow_id: str
+    version: int
+    agent_id: str
+    status: str
+    mode: str
+    trigger_kind: str
+    source: str
+    trigger_id: str | None
+    trigger_payload: dict[str, Any]
+    inputs: dict[str, Any]
+    proposal_id: str | None
+    supervision_session_id: str | None
+    actor_user_id: str | None
+    chain_depth: int
+    lock_version: int
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    loaded: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(slots=True, eq=False)
+class StepState:
+    id: str
+    run_id: str
+    step_key: str
+    position: int
+    kind: str
+    action: str | None
+    status: str
+    attempt: int
+    generation: int
+    dispatches: int
+    idempotency_key: str
+    input: dict[str, Any] | None
+    output: dict[str, Any] | None
+    error: str | None
+    error_code: str | None
+    logs: list[dict[str, Any]]
+    agent_id: str | None
+    worker: str | None
+    proposal_id: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    due_at: datetime | None
+    lease_expires_at: datetime | None
+    loaded: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+RUN_COLUMNS = tuple(c.name for c in RUNS.columns)
+STEP_COLUMNS = tuple(c.name for c in STEPS.columns)
+_LOCK_RUN = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("run_id"))
+    .values(lock_version=RUNS.c.lock_version + 1)
+    .returning(*RUNS.columns)
+)
+_SELECT_RUN = select(*RUNS.columns).where(RUNS.c.id == bindparam("run_id"))
+_SELECT_STEPS = select(*STEPS.columns).where(STEPS.c.run_id == bindparam("run_id")).order_by(STEPS.c.position)
+
+
+def run_from(values: dict[str, Any]) -> RunState:
+    run = RunState(**values)
+    run.loaded = dict(values)
+    return run
+
+
+def step_from(values: dict[str, Any]) -> StepState:
+    step = StepState(**values)
+    step.loaded = dict(values)
+    return step
+
+
+def changes(state: RunState | StepState, columns: tuple[str, ...]) -> dict[str, Any]:
+    loaded = state.loaded
+    changed = {}
+    for name in columns:
+        value = getattr(state, name)
+        before = loaded.get(name)
+        if value is not before and value != before:
+            changed[name] = value
+    return changed
+
+
+async def connection(session: AsyncSession) -> AsyncConnection:
+    """The session's own connection and transaction: snapshot statements commit with the session."""
+    return await session.connection()
+
+
+async def lock_run(session: AsyncSession, run_id: str) -> RunState | None:
+    """Lock the run row with a write (row lock on PostgreSQL, the write lock on SQLite) and read it."""
+    conn = await connection(session)
+    row = (await conn.execute(_LOCK_RUN, {"run_id": run_id})).mappings().first()
+    return run_from(dict(row)) if row is not None else None
+
+
+_LOCK_RUN_AT = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("run_id"), RUNS.c.lock_version == bindparam("lock_version"))
+    .values(lock_version=RUNS.c.lock_version + 1)
+)
+
+
+async def lock_run_at(session: AsyncSession, run: RunState) -> bool:
+    """Lock the run only if nobody has locked it since `run` was read or written: then `run` is current."""
+    conn = await connection(session)
+    locked = await conn.execute(_LOCK_RUN_AT, {"run_id": run.id, "lock_version": run.lock_version})
+    if rows_affected(locked) != 1:
+        return False
+    run.lock_version += 1
+    run.loaded["lock_version"] = run.lock_version
+    return True
+
+
+async def read_run(session: AsyncSession, run_id: str) -> RunState | None:
+    conn = await connection(session)
+    row = (await conn.execute(_SELECT_RUN, {"run_id": run_id})).mappings().first()
+    return run_from(dict(row)) if row is not None else None
+
+
+async def load_steps(session: AsyncSession, run_id: str) -> list[StepState]:
+    conn = await connection(session)
+    return [step_from(dict(row)) for row in (await conn.execute(_SELECT_STEPS, {"run_id": run_id})).mappings()]
+
+
+async def insert_run(session: AsyncSession, run: RunState, steps: list[StepState]) -> None:
+    conn = await connection(session)
+    await conn.execute(insert(RUNS), [{name: getattr(run, name) for name in RUN_COLUMNS}])
+    await conn.execute(insert(STEPS), [{name: getattr(step, name) for name in STEP_COLUMNS} for step in steps])
+    run.loaded = {name: getattr(run, name) for name in RUN_COLUMNS}
+    for step in steps:
+        step.loaded = {name: getattr(step, name) for name in STEP_COLUMNS}
+
+
+@lru_cache(maxsize=512)
+def _update(table: Table, columns: tuple[str, ...], expected: tuple[str, ...] = ()) -> Update:
+    """A prepared UPDATE per shape (which columns change, which must still hold): built and compiled once."""
+    stmt = update(table).where(
+        table.c.id == bindparam("_id"),
+        *(table.c[name] == bindparam(f"_was_{name}", type_=table.c[name].type) for name in expected),
+    )
+    return stmt.values({name: bindparam(f"_new_{name}", type_=table.c[name].type) for name in columns})
+
+
+def _params(state: RunState | StepState, changed: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:
+    params = {f"_new_{name}": value for name, value in changed.items()}
+    params.update({f"_was_{name}": value for name, value in expected.items()})
+    params["_id"] = state.id
+    return params
+
+
+async def save_run(session: AsyncSession, run: RunState) -> None:
+    changed = changes(run, RUN_COLUMNS)
+    if changed:
+        conn = await connection(session)
+        await conn.execute(_update(RUNS, tuple(changed)), _params(run, changed, {}))
+        run.loaded.update(changed)
+
+
+async def save_steps(session: AsyncSession, steps: list[StepState]) -> None:
+    """One UPDATE per step that changed since it was read."""
+    conn: AsyncConnection | None = None
+    for step in steps:
+        changed = changes(step, STEP_COLUMNS)
+        if not changed:
+            continue
+        if conn is None:
+            conn = await connection(session)
+        await conn.execute(_update(STEPS, tuple(changed)), _params(step, changed, {}))
+        step.loaded.update(changed)
+
+
+async def save_step_if(session: AsyncSession, step: StepState, **expected: Any) -> bool:
+    """Write the step's changes only if its row still holds `expected` (a conditional transition)."""
+    changed = changes(step, STEP_COLUMNS) or {"id": step.id}
+    conn = await connection(session)
+    result = await conn.execute(_update(STEPS, tuple(changed), tuple(expected)), _params(step, changed, expected))
+    if rows_affected(result) != 1:
+        return False
+    step.loaded.update(changed)
+    return True
