@@ -294,11 +294,13 @@ class _Run:
         self.started = time.perf_counter()
         self.saved_upto = 0  # text deltas already persisted to the chat session
         self.llm: ChatLLM | None = None
+        self.emit: Emit = _discard
 
     # --- the loop ---------------------------------------------------------------------------
 
     async def execute(self, messages: list[Message], emit: Emit) -> RunResult:
         status, error, code = ExecutionStatus.COMPLETED, None, None
+        self.emit = emit
         try:
             async with asyncio.timeout(self.settings.chat_max_seconds):
                 await self._loop(messages, emit)
@@ -387,6 +389,8 @@ class _Run:
                     text.append(event.text)
                     if streaming:
                         emit({"type": "token", "text": event.text})
+                        # Let the client's forwarder send this token now, before this task reads the next chunk.
+                        await asyncio.sleep(0)
                 elif isinstance(event, ToolCall):
                     calls.append(event)
                 elif isinstance(event, Usage):
@@ -476,6 +480,8 @@ class _Run:
                     "id": call.id,
                     "name": tool.name,
                     "reason": decision.reason,
+                    "agent_id": self.agent_id,
+                    "execution_id": self.execution_id,
                 }
             )
             message = (
@@ -544,7 +550,7 @@ class _Run:
         runtime = AgentRuntime(
             db=self.rt.db, settings=self.settings, llm=self.rt.source, registry=self.rt.registry, prices=self.rt.prices
         )
-        result = await runtime.run(sub)
+        result = await runtime.run(sub, self._relay_proposal)
         return {
             "agent": agent_ref,
             "execution_id": result.execution_id,
@@ -552,6 +558,11 @@ class _Run:
             "output": result.output,
             "error": result.error,
         }
+
+    def _relay_proposal(self, event: dict[str, Any]) -> None:
+        """A delegated run's proposals are shown to this run's client too (its other events stay on its record)."""
+        if event.get("type") == "proposal":
+            self.emit(event)
 
     # --- records ------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from atom.errors import AtomError
 from atom.governance import service as governance
 from atom.governance.policy import GovernanceContext
 from atom.observability.logging import get_logger
-from atom.runtime.tools import ToolRegistry, tools
+from atom.runtime.tools import Tool, ToolRegistry, tools
 from atom.training.plan import PlanStep
 
 log = get_logger("atom.executor")
@@ -113,15 +113,15 @@ class PlanExecutor:
     async def _run_step(
         self, db: Database, settings: Settings, agent_id: str, index: int, step: PlanStep, context: GovernanceContext
     ) -> StepOutcome:
+        tool = self.registry.get(step.action)
         async with db.session_scope() as session:
             decision = await governance.check(
-                session=session, agent_id=agent_id, action=step.action, context=context, settings=settings
+                session=session, agent_id=agent_id, action=_governed_as(tool, step), context=context, settings=settings
             )
         if not decision.allowed:
             return StepOutcome(
                 index, step.action, step.params, "denied", error=decision.reason, reason_code=decision.reason_code
             )
-        tool = self.registry.get(step.action)
         if tool is None:
             return StepOutcome(index, step.action, step.params, "failed", error=f"no tool performs {step.action!r}")
         try:
@@ -144,6 +144,17 @@ class PlanExecutor:
                 settings=settings,
             )
         return outcome
+
+
+def _governed_as(tool: Tool | None, step: PlanStep) -> str:
+    """The action governance checks: a tool governed by its input (http_request: by method) is checked as
+    that action, as in the agent runtime that proposed it; invalid params fail when the step runs."""
+    if tool is None:
+        return step.action
+    try:
+        return tool.governance_action(tool.validate(step.params))
+    except AtomError:
+        return step.action
 
 
 executors: dict[str, Executor] = {"plan": PlanExecutor()}
