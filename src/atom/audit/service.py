@@ -3,7 +3,8 @@
 Appending locks the single chain-head row first (`UPDATE ... RETURNING`): on PostgreSQL that
 row lock serializes concurrent appenders until their transactions end, on SQLite the UPDATE
 takes the database write lock. Either way no two rows ever follow the same predecessor, and
-the unique `prev_hash` column would refuse it if they tried.
+the unique `prev_hash` column would refuse it if they tried. Later appends in the same
+transaction already hold the head and skip the lock.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from atom.audit.chain import link_hash
 from atom.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
 from atom.audit.schemas import ChainVerification
-from atom.db.base import new_id, utcnow
+from atom.db.base import new_id, table_of, utcnow
 from atom.observability import metrics
 from atom.pagination import paginate
 
@@ -49,6 +50,30 @@ def _current_request_id() -> str | None:
     return str(value) if value is not None else None
 
 
+_EVENTS = table_of(AuditEvent)
+_HEAD = table_of(AuditChainHead)
+_LOCK_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + 1).returning(_HEAD.c.seq, _HEAD.c.last_hash)
+_INSERT_EVENT = insert(_EVENTS)
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("seq"), last_hash=bindparam("last_hash"))
+_HELD_HEAD = "atom_audit_head"
+
+
+async def _next_link(session: AsyncSession, conn: AsyncConnection) -> tuple[int, str]:
+    """The next sequence number and its predecessor's hash, holding the chain head until the transaction ends.
+
+    The first record of a transaction locks the head row; later records of the same transaction
+    still hold that lock, so they continue from what this transaction wrote without asking again.
+    """
+    transaction = session.sync_session.get_transaction()
+    held = session.info.get(_HELD_HEAD)
+    if held is not None and held[0] is transaction:
+        return held[1] + 1, held[2]
+    head = (await conn.execute(_LOCK_HEAD)).first()
+    if head is None:  # the migration seeds the head row; a missing one means a damaged database
+        raise RuntimeError("audit chain head row is missing; run `atom-os db upgrade`")
+    return int(head[0]), str(head[1])
+
+
 async def record(
     *,
     session: AsyncSession,
@@ -60,18 +85,9 @@ async def record(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
     request_id: str | None = None,
-) -> AuditEvent:
-    head = (
-        await session.execute(
-            update(AuditChainHead)
-            .where(AuditChainHead.id == 1)
-            .values(seq=AuditChainHead.seq + 1)
-            .returning(AuditChainHead.seq, AuditChainHead.last_hash)
-        )
-    ).first()
-    if head is None:  # the migration seeds the head row; a missing one means a damaged database
-        raise RuntimeError("audit chain head row is missing; run `atom-os db upgrade`")
-    seq, prev_hash = head
+) -> None:
+    conn = await session.connection()
+    seq, prev_hash = await _next_link(session, conn)
     content: dict[str, Any] = {
         "id": new_id(),
         "seq": seq,
@@ -87,12 +103,10 @@ async def record(
         "details": details or {},
     }
     row_hash = link_hash(prev_hash, content)
-    event = AuditEvent(**content, prev_hash=prev_hash, hash=row_hash)
-    session.add(event)
-    await session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(last_hash=row_hash))
-    await session.flush()
+    await conn.execute(_INSERT_EVENT, [{**content, "prev_hash": prev_hash, "hash": row_hash}])
+    await conn.execute(_MOVE_HEAD, {"seq": seq, "last_hash": row_hash})
+    session.info[_HELD_HEAD] = (session.sync_session.get_transaction(), seq, row_hash)
     metrics.AUDIT_EVENTS.labels(action=action, decision=decision or "").inc()
-    return event
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,9 @@ def _time_queries(engine: Engine) -> None:
         metrics.DB_QUERY_SECONDS.labels(operation=operation).observe(time.perf_counter() - started)
 
 
-def build_engine(settings: Settings) -> AsyncEngine:
+def build_engine(settings: Settings, *, pre_ping: bool = True) -> AsyncEngine:
+    """`pre_ping=False` saves a round trip per transaction for processes whose every transaction is retried
+    when its connection turns out dead (workflow workers); request handlers keep the ping."""
     url = settings.resolved_database_url
     kwargs: dict[str, Any] = {"echo": settings.db_echo}
     if url.startswith("sqlite"):
@@ -57,7 +59,7 @@ def build_engine(settings: Settings) -> AsyncEngine:
         # so the pool's own rollback on return is redundant: with aiosqlite it costs a thread round trip.
         kwargs["pool_reset_on_return"] = None
     else:
-        kwargs.update(pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True)
+        kwargs.update(pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=pre_ping)
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
@@ -94,10 +96,10 @@ def _install_commit_hooks() -> None:
 
 
 class Database:
-    def __init__(self, settings: Settings, engine: AsyncEngine | None = None):
+    def __init__(self, settings: Settings, engine: AsyncEngine | None = None, *, pre_ping: bool = True):
         _install_commit_hooks()
         self.settings = settings
-        self.engine = engine or build_engine(settings)
+        self.engine = engine or build_engine(settings, pre_ping=pre_ping)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
 
     @property

@@ -311,6 +311,16 @@ class WorkflowEngine:
         return time.monotonic() - started + self.settings.workflow_job_timeout_s < self.chain_budget_s
 
     async def _claim(self, step_run_id: str, override_input: dict[str, Any] | None) -> Claim | None:
+        for attempt in range(DB_RETRIES):
+            try:
+                return await self._claim_once(step_run_id, override_input)
+            except DBAPIError as exc:
+                if attempt == DB_RETRIES - 1 or not _transient(exc):
+                    raise
+                await asyncio.sleep(0.01 * (attempt + 1))
+        return None
+
+    async def _claim_once(self, step_run_id: str, override_input: dict[str, Any] | None) -> Claim | None:
         now = self.clock()
         lease = timedelta(seconds=self.settings.workflow_visibility_timeout_s)
         async with self.db.session_scope() as session:
@@ -519,6 +529,8 @@ class WorkflowEngine:
 
 
 def _transient(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:  # the database restarted or dropped the connection: a fresh one will do
+        return True
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
     return any(marker in text for marker in ("deadlock", "could not serialize", "database is locked", "serialization"))
 

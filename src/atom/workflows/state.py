@@ -19,11 +19,12 @@ from typing import Any
 from sqlalchemy import Table, Update, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from atom.db.base import table_of
 from atom.db.session import rows_affected
 from atom.workflows.models import StepRun, WorkflowRun
 
-RUNS: Table = WorkflowRun.__table__  # type: ignore[assignment]
-STEPS: Table = StepRun.__table__  # type: ignore[assignment]
+RUNS = table_of(WorkflowRun)
+STEPS = table_of(StepRun)
 
 
 @dataclass(slots=True, eq=False)

@@ -126,7 +126,7 @@ class WorkflowWorker:
         assert settings.redis_url is not None
         self.settings = settings
         self.options = options
-        self.db = db or Database(settings)
+        self.db = db or Database(settings, pre_ping=False)
         self._owns_db = db is None
         self.engine = WorkflowEngine(
             db=self.db,
@@ -304,7 +304,7 @@ async def run_worker(settings: Settings, options: WorkerOptions) -> None:
     check_worker_settings(settings)
     assert settings.redis_url is not None
     await check_redis(settings.redis_url)
-    db = Database(settings)
+    db = Database(settings, pre_ping=False)  # every worker transaction is retried on a dead connection
     try:
         await check_startup(db, settings)
         await WorkflowWorker(settings, options, db=db).serve()
