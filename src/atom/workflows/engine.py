@@ -191,9 +191,8 @@ async def create_run(
                 lease_expires_at=None,
             )
         )
-    await state.insert_run(session, run, steps)
     advance = await advance_run(session, run, definition, steps, now=now, settings=settings)
-    await save(session, run, steps)
+    await state.insert_run(session, run, steps)  # as advanced: the first steps are inserted queued
     return run, advance
 
 
