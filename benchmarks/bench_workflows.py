@@ -8,8 +8,9 @@ the governance check, and the action itself), from the engine's own step timesta
 - embedded default (SQLite, in-process worker pool): runs one at a time for the per-step overhead
   (target P50 <= 2 ms), then runs started together for runs/s.
 - scale-out (PostgreSQL + Redis, two `atom-os worker` processes; needs ATOM_TEST_POSTGRES_URL and
-  ATOM_TEST_REDIS_URL): runs started together through the engine API (as `atom-os serve` enqueues),
-  step executions/s from the first step's start to the last step's end (target >= 200/s).
+  ATOM_TEST_REDIS_URL): per-step overhead of runs one at a time; then a backlog of runs started
+  together through the engine API (as `atom-os serve` enqueues) while no worker runs, drained by two
+  fresh workers: step executions/s from the first step's start to the last step's end (target >= 200/s).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from atom.agents.schemas import AgentCreate
 from atom.audit import service as audit
 from atom.config import Settings
 from atom.db import migrate
-from atom.db.base import utcnow
 from atom.db.session import Database
 from atom.events.bus import build_bus, get_bus, reset_bus, set_bus
 from atom.governance.policy import TriggerKind
@@ -311,16 +311,15 @@ async def scale_out(pg_server: str, redis_url: str, runs: int, concurrency: int,
                     for _ in range(50):
                         sequential.append(await start_run(engine, workflow_id))
                         await done.wait(sequential[-1:])
-                    started = time.perf_counter()
-                    batch = list(await asyncio.gather(*(start_run(engine, workflow_id) for _ in range(runs))))
-                    all_started = utcnow()
+                # The backlog: runs started together while no worker runs, then two fresh workers drain it,
+                # so the figure is the workers' own rate, not shared with the API starting runs.
+                started = time.perf_counter()
+                batch = list(await asyncio.gather(*(start_run(engine, workflow_id) for _ in range(runs))))
+                start_rate = runs / (time.perf_counter() - started)
+                with workers(env, 2, concurrency, Path(tmp)):
                     await done.wait(batch)
-                    elapsed = time.perf_counter() - started
                 overhead = summary(step_overheads(await step_times(db, sequential)))
-                times = await step_times(db, batch)
-                rate = executions_per_s(times)
-                after = [finished for steps in times for _, finished in steps if finished > all_started]
-                rate_after = len(after) / max((max(after) - all_started).total_seconds(), 1e-9) if after else 0.0
+                rate = executions_per_s(await step_times(db, batch))
             finally:
                 await engine.stop()
                 await db.dispose()
@@ -331,8 +330,8 @@ async def scale_out(pg_server: str, redis_url: str, runs: int, concurrency: int,
         await admin.close()
     print(f"\nscale-out (PostgreSQL + Redis, 2 atom-os worker processes x {concurrency}), {STEPS}-step noop workflow")
     print_overheads(floor, txn, "per-step overhead (50 runs, one at a time)", overhead)
-    print(f"{runs} runs started together: {runs / elapsed:.1f} runs/s wall-clock incl. starting them")
-    print(f"step executions/s once every run was started (the API idle): {rate_after:.0f}/s")
+    print(f"API: {runs} runs started together: {start_rate:.1f} runs/s (each through the trigger interceptor)")
+    print(f"2 workers drain those {runs} runs: {rate:.0f} step executions/s (first step start to last step end)")
     ok = rate >= 200
     print(f"target >= 200 step executions/s: {rate:.0f}/s {verdict(ok)}")
     return ok
