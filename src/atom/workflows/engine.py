@@ -13,6 +13,7 @@ worker claimed to run next itself (`Advance.claimed`), and the events to publish
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -479,27 +480,61 @@ async def record_success(
     steps then costs one transaction per step on one worker instead of a hand-over through the queue.
     `known` is the caller's snapshot of the run as its last transaction on it committed it (`Known`).
     """
-    if known is not None and known.alone(step_run_id) and await state.lock_run_at(session, known.run):
-        run, steps = known.run, known.steps
-    else:
-        locked = await lock_run(session, run_id)
-        if locked is None:
-            return None
-        run, steps = locked, await load_steps(session, run_id)
-    step = next((s for s in steps if s.id == step_run_id), None)
-    if step is None:
+
+    def succeed(step: StepState) -> None:
+        step.output, step.logs, step.error, step.error_code = output, logs, None, None
+        _finish_step(step, StepStatus.SUCCEEDED, now)
+
+    current = await _finish_owned(session, run_id, step_run_id, attempt, known, succeed)
+    if current is None:
         return None
-    step.output, step.logs, step.error, step.error_code = output, logs, None, None
-    _finish_step(step, StepStatus.SUCCEEDED, now)
-    # The claim of a redelivery does not lock the run: only the row itself says who owns the attempt.
-    if not await state.save_step_if(session, step, status=StepStatus.RUNNING.value, attempt=attempt):
-        return None
+    run, steps = current
     result = await advance_run(session, run, definition, steps, now=now, settings=settings)
     if claim_next is not None:
         _claim_next(result, run, steps, claim_next, now)
     # the claimed step is written by the caller once prepared (with its input): one UPDATE, not two
     await save(session, run, [s for s in steps if s is not result.claimed])
     return result
+
+
+async def _finish_owned(
+    session: AsyncSession,
+    run_id: str,
+    step_run_id: str,
+    attempt: int,
+    known: Known | None,
+    finish: Callable[[StepState], None],
+) -> tuple[RunState, list[StepState]] | None:
+    """Lock the run, read its steps and write `finish` on the step if this attempt still owns it.
+
+    The claim of a redelivery does not lock the run: only the step's row says who owns the attempt,
+    so the step is written conditionally. With a `known` snapshot that is still current the steps are
+    not read again; on SQLite, whose first write takes the database's write lock, the run's version
+    is checked inside the step's UPDATE instead of by a statement of its own.
+    """
+    owned: dict[str, Any] = {"status": StepStatus.RUNNING.value, "attempt": attempt}
+    if known is not None and known.alone(step_run_id):
+        held = next(s for s in known.steps if s.id == step_run_id)
+        if state.writes_lock_database(session):
+            finish(held)
+            if await state.save_step_if(session, held, owned, run_version=known.run.lock_version):
+                return known.run, known.steps
+        elif await state.lock_run_at(session, known.run):
+            finish(held)
+            if await state.save_step_if(session, held, owned):
+                return known.run, known.steps
+            return None
+    run = await lock_run(session, run_id)
+    if run is None:
+        return None
+    steps = await load_steps(session, run_id)
+    step = next((s for s in steps if s.id == step_run_id), None)
+    if step is None:
+        return None
+    finish(step)
+    if not await state.save_step_if(session, step, owned):
+        return None
+    return run, steps
 
 
 @dataclass(frozen=True)
@@ -569,7 +604,7 @@ async def record_failure(
     spec = definition.step(step.step_key)
     step.logs = logs
     result = Advance()
-    owned = {"status": StepStatus.RUNNING.value, "attempt": attempt}
+    owned: dict[str, Any] = {"status": StepStatus.RUNNING.value, "attempt": attempt}
     if retryable and attempt <= spec.retries.max and run.status == RunStatus.RUNNING.value:
         delay = spec.retries.delay(attempt)
         step.status = StepStatus.QUEUED.value
@@ -583,12 +618,12 @@ async def record_failure(
             {"at": now.timestamp(), "message": f"attempt {attempt} failed ({code}); retry in {delay:g} s"},
         ]
         result.queued.append(QueuedStep(step.id, run.id, step.dispatches, delay_s=delay, inline=run.mode == "inline"))
-        return result if await state.save_step_if(session, step, **owned) else None
+        return result if await state.save_step_if(session, step, owned) else None
     if run.status != RunStatus.RUNNING.value:
         _finish_step(step, StepStatus.FAILED, now, error=error, code=code)
-        return result if await state.save_step_if(session, step, **owned) else None
+        return result if await state.save_step_if(session, step, owned) else None
     _finish_step(step, StepStatus.FAILED, now, error=error, code=code)
-    if not await state.save_step_if(session, step, **owned):
+    if not await state.save_step_if(session, step, owned):
         return None
     await fail_step(
         session, run, definition, steps, step, error=error, code=code, now=now, settings=settings, result=result
@@ -616,7 +651,7 @@ async def record_skipped(
     if step is None or step.status != StepStatus.RUNNING.value or step.attempt != attempt:
         return None
     _finish_step(step, StepStatus.CANCELLED, now, error="not run: the run is no longer running")
-    owned = await state.save_step_if(session, step, status=StepStatus.RUNNING.value, attempt=attempt)
+    owned = await state.save_step_if(session, step, {"status": StepStatus.RUNNING.value, "attempt": attempt})
     return Advance() if owned else None
 
 

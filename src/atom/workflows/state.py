@@ -166,13 +166,24 @@ async def insert_run(session: AsyncSession, run: RunState, steps: list[StepState
 
 
 @lru_cache(maxsize=512)
-def _update(table: Table, columns: tuple[str, ...], expected: tuple[str, ...] = ()) -> Update:
-    """A prepared UPDATE per shape (which columns change, which must still hold): built and compiled once."""
-    stmt = update(table).where(
-        table.c.id == bindparam("_id"),
-        *(table.c[name] == bindparam(f"_was_{name}", type_=table.c[name].type) for name in expected),
-    )
+def _update(
+    table: Table, columns: tuple[str, ...], expected: tuple[str, ...] = (), run_version: bool = False
+) -> Update:
+    """A prepared UPDATE per shape (which columns change, which must still hold): built and compiled once.
+
+    `run_version`: a step's UPDATE that also requires its run's lock version to be `_run_version`.
+    """
+    conditions = [table.c[name] == bindparam(f"_was_{name}", type_=table.c[name].type) for name in expected]
+    if run_version:
+        version = select(RUNS.c.lock_version).where(RUNS.c.id == table.c.run_id).scalar_subquery()
+        conditions.append(version == bindparam("_run_version"))
+    stmt = update(table).where(table.c.id == bindparam("_id"), *conditions)
     return stmt.values({name: bindparam(f"_new_{name}", type_=table.c[name].type) for name in columns})
+
+
+def writes_lock_database(session: AsyncSession) -> bool:
+    """SQLite: a transaction's first write takes the one database-wide write lock until it ends."""
+    return session.bind is not None and session.bind.dialect.name == "sqlite"
 
 
 def _params(state: RunState | StepState, changed: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:
@@ -203,12 +214,18 @@ async def save_steps(session: AsyncSession, steps: list[StepState]) -> None:
         step.loaded.update(changed)
 
 
-async def save_step_if(session: AsyncSession, step: StepState, **expected: Any) -> bool:
-    """Write the step's changes only if its row still holds `expected` (a conditional transition)."""
+async def save_step_if(
+    session: AsyncSession, step: StepState, expected: dict[str, Any], *, run_version: int | None = None
+) -> bool:
+    """Write the step's changes only if its row still holds `expected` (a conditional transition),
+    and, with `run_version`, only if its run's lock version still is that."""
     changed = changes(step, STEP_COLUMNS) or {"id": step.id}
     conn = await connection(session)
-    result = await conn.execute(_update(STEPS, tuple(changed), tuple(expected)), _params(step, changed, expected))
-    if rows_affected(result) != 1:
+    params = _params(step, changed, expected)
+    if run_version is not None:
+        params["_run_version"] = run_version
+    stmt = _update(STEPS, tuple(changed), tuple(expected), run_version is not None)
+    if rows_affected(await conn.execute(stmt, params)) != 1:
         return False
     step.loaded.update(changed)
     return True

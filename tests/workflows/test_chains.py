@@ -1,0 +1,176 @@
+"""Chains: a step's completion claims the next ready step for the same worker in the same transaction.
+
+The dispatcher here only collects what the engine hands to workers, so each test sees exactly which
+steps went through the queue and which a worker went on with by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from atom.config import Settings
+from atom.db.session import Database
+from atom.governance.maturity import MaturityLevel
+from atom.workflows.engine import QueuedStep
+from atom.workflows.runner import WorkflowEngine
+from tests.support.agents import make_agent
+from tests.workflows.conftest import load_run, make_workflow, start
+
+LINE = """
+name: line
+agent: runner
+steps:
+  - {id: one, action: noop, with: {n: 1}}
+  - {id: two, needs: [one], action: noop, with: {n: "{{ steps.one.output.n }}"}}
+  - {id: three, needs: [two], action: noop, with: {n: "{{ steps.two.output.n }}"}}
+"""
+
+FORK = """
+name: fork
+agent: runner
+steps:
+  - {id: root, action: noop, with: {n: 1}}
+  - {id: left, needs: [root], action: noop, with: {n: 2}}
+  - {id: right, needs: [root], action: noop, with: {n: 3}}
+  - {id: join, needs: [left, right], action: noop, with: {n: "{{ steps.left.output.n }}{{ steps.right.output.n }}"}}
+"""
+
+
+class Collected:
+    def __init__(self) -> None:
+        self.jobs: list[QueuedStep] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def dispatch(self, jobs: Sequence[QueuedStep]) -> None:
+        self.jobs.extend(jobs)
+
+
+@pytest.fixture
+async def collected(settings: Settings, db: Database) -> AsyncIterator[tuple[WorkflowEngine, Collected]]:
+    await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="runner")
+    queue = Collected()
+    engine = WorkflowEngine(db=db, settings=settings, dispatcher=queue, worker_id="w1")
+    await engine.start(scheduler=False)
+    yield engine, queue
+    await engine.stop()
+
+
+async def test_a_line_of_steps_runs_on_one_worker_without_the_queue(
+    db: Database, collected: tuple[WorkflowEngine, Collected]
+) -> None:
+    engine, queue = collected
+    started = await start(engine, await make_workflow(db, engine, LINE))
+    assert started.run_id is not None
+    assert len(queue.jobs) == 1
+
+    first = await engine.run_step(queue.jobs[0].step_run_id)
+
+    assert first is not None and first.ok and first.output == {"n": 1}
+    view = await load_run(db, started.run_id)
+    assert view.status == "succeeded"
+    assert len(queue.jobs) == 1  # steps two and three never went through the queue
+    assert {s.worker for s in view.steps.values()} == {"w1"}
+    assert [view.steps[k].attempt for k in ("one", "two", "three")] == [1, 1, 1]
+    assert view.steps["three"].input == {"n": 1}  # each step saw its predecessor's committed output
+
+
+async def test_a_worker_that_may_not_go_on_hands_the_next_step_to_the_queue(
+    db: Database, collected: tuple[WorkflowEngine, Collected]
+) -> None:
+    engine, queue = collected
+    engine.may_continue = lambda: False  # as a stopping worker
+    started = await start(engine, await make_workflow(db, engine, LINE))
+    assert started.run_id is not None
+
+    await engine.run_step(queue.jobs[0].step_run_id)
+
+    view = await load_run(db, started.run_id)
+    assert view.steps["one"].status == "succeeded"
+    assert view.steps["two"].status == "queued"
+    assert [j.step_run_id for j in queue.jobs[1:]] == [view.steps["two"].id]
+
+    engine.may_continue = lambda: True
+    await engine.run_step(queue.jobs[1].step_run_id)
+    assert (await load_run(db, started.run_id)).status == "succeeded"
+
+
+async def test_of_two_steps_made_ready_one_goes_on_here_and_the_other_to_the_queue(
+    db: Database, collected: tuple[WorkflowEngine, Collected]
+) -> None:
+    engine, queue = collected
+    started = await start(engine, await make_workflow(db, engine, FORK))
+    assert started.run_id is not None
+
+    await engine.run_step(queue.jobs[0].step_run_id)  # root, then one branch on this worker
+
+    view = await load_run(db, started.run_id)
+    branches = {view.steps["left"].status, view.steps["right"].status}
+    assert branches == {"succeeded", "queued"}
+    assert view.steps["join"].status == "pending"
+    queued = [j.step_run_id for j in queue.jobs[1:]]
+    assert len(queued) == 1
+
+    await engine.run_step(queued[0])  # the other branch, then the join it made ready
+
+    view = await load_run(db, started.run_id)
+    assert view.status == "succeeded"
+    assert view.steps["join"].input == {"n": "23"}
+    assert len(queue.jobs) == 2
+
+
+CANCEL_AT_TWO = """
+name: cancelled-midway
+agent: runner
+steps:
+  - {id: one, action: noop, with: {n: 1}}
+  - {id: two, needs: [one], action: test_cancel_own_run}
+  - {id: three, needs: [two], action: noop, with: {n: 3}}
+"""
+
+
+async def test_a_run_cancelled_elsewhere_during_a_chained_step_stops_after_it(settings: Settings, db: Database) -> None:
+    """The chain's snapshot of the run is stale once another process locked the run: it reads it again.
+
+    Step two's action cancels its own run in a transaction of its own and publishes nothing, as a
+    person cancelling through another server whose event has not arrived yet.
+    """
+    from pydantic import BaseModel
+
+    from atom.audit import service as audit
+    from atom.db.base import utcnow
+    from atom.workflows import engine as run_engine
+    from atom.workflows.actions import ActionContext, NoopParams, WorkflowAction, build_registry
+
+    async def cancel_own_run(params: BaseModel, ctx: ActionContext) -> dict[str, str]:
+        async with db.session_scope() as s:
+            await run_engine.cancel_run(s, run_id=ctx.run_id, actor=audit.Actor.system(), now=utcnow())
+        return {"cancelled": ctx.run_id}
+
+    registry = build_registry()
+    registry.register(
+        WorkflowAction("test_cancel_own_run", 1, "Cancels its own run (tests).", NoopParams, cancel_own_run)
+    )
+    await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="runner")
+    queue = Collected()
+    engine = WorkflowEngine(db=db, settings=settings, dispatcher=queue, registry=registry)
+    await engine.start(scheduler=False)
+    try:
+        started = await start(engine, await make_workflow(db, engine, CANCEL_AT_TWO))
+        assert started.run_id is not None
+        await engine.run_step(queue.jobs[0].step_run_id)
+    finally:
+        await engine.stop()
+
+    view = await load_run(db, started.run_id)
+    assert view.status == "cancelled"
+    assert view.steps["two"].status == "succeeded"  # it ran; its completion is still recorded
+    assert view.steps["three"].status == "cancelled"
+    assert view.steps["three"].attempt == 0  # never claimed: the chain saw the cancel
+    assert len(queue.jobs) == 1
