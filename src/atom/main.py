@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from atom import __version__
 from atom.api import include_api_routers
+from atom.chat import routing as chat_routing
 from atom.config import Settings
 from atom.db import migrate
 from atom.db.session import Database
@@ -167,5 +168,6 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)
     include_api_routers(app)
+    chat_routing.install(app.state)  # agent plans run later (a supervisor connecting) use this app's LLM gateway
     app.include_router(webhooks_router)  # /hooks: signed webhooks, outside /api (no API key; see docs/workflows.md)
     return app

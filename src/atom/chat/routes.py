@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from atom.audit import service as audit
 from atom.chat import service
 from atom.chat.driver import RunStream, runtime_for, sse_body
 from atom.chat.models import ExecutionStatus
+from atom.chat.routing import TriggerRouted
 from atom.chat.runtime import RunRequest, cancel_run
 from atom.chat.schemas import (
     CancelRead,
@@ -18,6 +19,7 @@ from atom.chat.schemas import (
     ExecutionRead,
     MessageCreate,
     MessageRead,
+    RoutedRead,
     SessionCreate,
     SessionDetail,
     SessionRead,
@@ -93,11 +95,16 @@ async def send_message(
     return await _answer(request, db, settings, run, stream=body.stream)
 
 
-@router.post("/execute", response_model=ExecutionRead)
+@router.post(
+    "/execute",
+    response_model=ExecutionRead,
+    responses={202: {"model": RoutedRead, "description": "An automated run routed to training or supervision."}},
+)
 async def execute(
     body: ExecuteRequest, request: Request, principal: OperatorDep, db: DatabaseDep, settings: SettingsDep
 ) -> Any:
-    """Run an agent once on a task (no chat session). The execution tells whether it succeeded."""
+    """Run an agent once on a task (no chat session). The execution tells whether it succeeded. An automated
+    run goes through the trigger interceptor: routed to training or supervision, it answers 202 (RoutedRead)."""
     run = RunRequest(
         agent_ref=body.agent,
         input=body.task,
@@ -121,6 +128,8 @@ async def _answer(request: Request, db: Any, settings: Any, run: RunRequest, *, 
         return StreamingResponse(sse_body(handle), media_type="text/event-stream", headers=SSE_HEADERS)
     try:
         result = await handle.task
+    except TriggerRouted as routed:
+        return JSONResponse(RoutedRead.model_validate({"code": routed.code, **routed.details}).model_dump(), 202)
     finally:
         await handle.cancel()
     async with db.session_scope() as session:

@@ -8,6 +8,8 @@ turned into a proposal (needs approval) or refused (denied); the model sees the 
 result and continues. The run ends when the model answers without tools, or stops on the step,
 time (ATOM_CHAT_MAX_SECONDS) or token (ATOM_CHAT_MAX_TOKENS) bound, a provider failure, or a
 cancellation. Whatever happened, the execution row keeps the output produced so far and the error.
+An automated run first goes through the trigger interceptor (`atom.chat.routing`); inside a
+supervision session each tool call passes the supervisor's hooks (pause, correct, terminate).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from atom.agents import service as agents_service
 from atom.agents.models import Agent
 from atom.audit import service as audit
+from atom.chat import routing
 from atom.chat import service as chat_service
 from atom.chat.context import fit
 from atom.chat.llm import ChatLLM, LLMSource
@@ -39,7 +42,9 @@ from atom.observability.logging import get_logger
 from atom.runtime.context import ToolContext, current_tool_context
 from atom.runtime.tools import Tool, ToolRegistry, tools
 from atom.training import proposals
+from atom.training.executor import StepHooks, StepOutcome
 from atom.training.models import ProposalKind
+from atom.training.plan import PlanStep
 
 log = get_logger("atom.chat.runtime")
 
@@ -63,6 +68,11 @@ class RunRequest:
     depth: int = 0
     model: str | None = None
     stream: bool = True  # the caller can show tokens as they come (governance still decides)
+    # Set once the trigger interceptor has routed an automated run (chat/routing.py), with the
+    # approved proposal or live supervision session it runs in, if any.
+    routed: bool = False
+    proposal_id: str | None = None
+    supervision_session_id: str | None = None
 
 
 @dataclass
@@ -191,9 +201,12 @@ class AgentRuntime:
         self.registry = registry
         self.prices = prices
 
-    async def run(self, request: RunRequest, emit: Emit = _discard) -> RunResult:
-        """Run to the end. Raises only before the execution exists (unknown agent or session);
-        afterwards every outcome, a cancellation included, is recorded (a cancellation is re-raised)."""
+    async def run(self, request: RunRequest, emit: Emit = _discard, *, hooks: StepHooks | None = None) -> RunResult:
+        """Run to the end. Raises only before the execution exists (unknown agent or session; an automated
+        run routed elsewhere: `routing.TriggerRouted`); afterwards every outcome, a cancellation included,
+        is recorded (a cancellation is re-raised). `hooks`: a supervisor's, called around each tool call."""
+        if request.trigger_kind is TriggerKind.AUTOMATED and not request.routed:
+            return await routing.run_automated(self, request, emit)
         async with self.db.session_scope() as session:
             agent = await agents_service.resolve_ref(session=session, ref=request.agent_ref)
             history: list[Message] = []
@@ -231,7 +244,7 @@ class AgentRuntime:
             messages = [Message(role="system", content=system_prompt(agent)), *history, user_message]
             execution_id = execution.id
 
-        run = _Run(self, request, agent_id, profile, execution_id, streaming)
+        run = _Run(self, request, agent_id, profile, execution_id, streaming, hooks)
         task = asyncio.current_task()
         if task is not None:
             active_runs[execution_id] = task
@@ -273,6 +286,7 @@ class _Run:
         profile: AgentProfile,
         execution_id: str,
         streaming: bool,
+        hooks: StepHooks | None = None,
     ) -> None:
         self.rt = runtime
         self.settings = runtime.settings
@@ -295,6 +309,8 @@ class _Run:
         self.saved_upto = 0  # text deltas already persisted to the chat session
         self.llm: ChatLLM | None = None
         self.emit: Emit = _discard
+        self.hooks = hooks
+        self.supervised_steps = 0
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -425,11 +441,20 @@ class _Run:
     # --- tools --------------------------------------------------------------------------------
 
     async def _tool(self, call: ToolCall, emit: Emit) -> Message:
+        index, call, proposed = await self._supervise(call)
         emit({"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.arguments, "step": self.steps})
         record: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": call.arguments, "step": self.steps}
+        if index is not None:
+            record["supervision_step"] = index
+        if proposed is not None:
+            record["model_arguments"] = proposed
         status, content, extra = await self._tool_outcome(call, emit, record)
         record["status"] = status
         self.calls.append(record)
+        if index is not None:
+            await self._supervised_outcome(index, call, status, extra)
+        if proposed is not None:
+            content = f"A supervisor corrected the arguments to {_short(call.arguments)}. {content}"
         event: dict[str, Any] = {"type": "tool_result", "id": call.id, "name": call.name, "status": status, **extra}
         emit(event)
         return Message(role="tool", content=content, tool_call_id=call.id)
@@ -451,7 +476,11 @@ class _Run:
         action = tool.governance_action(params)
         record["action"] = action
         context = GovernanceContext(
-            trigger=self.request.trigger_kind, source="chat", actor_user_id=self.request.user_id
+            trigger=self.request.trigger_kind,
+            source="chat",
+            actor_user_id=self.request.user_id,
+            proposal_id=self.request.proposal_id,
+            supervision_session_id=self.request.supervision_session_id,
         )
         async with self.rt.db.session_scope() as session:
             decision = await governance.check(
@@ -492,6 +521,37 @@ class _Run:
         message = f"Denied by governance: {decision.reason} Do not retry this call."
         record["reason_code"] = decision.reason_code
         return "denied", message, {"error": message, "reason_code": decision.reason_code}
+
+    async def _supervise(self, call: ToolCall) -> tuple[int | None, ToolCall, dict[str, Any] | None]:
+        """In a supervision session: the supervisor may pause before the call, correct its arguments or
+        terminate the run. Returns the call's step index, the call to make, and the model's own arguments
+        when they were corrected."""
+        tool = self.rt.registry.get(call.name)
+        if self.hooks is None or tool is None or not self.profile.offers(tool):
+            return None, call, None
+        index = self.supervised_steps
+        self.supervised_steps += 1
+        step = await self.hooks.before_step(index, PlanStep(action=call.name, params=call.arguments))
+        if step is None:
+            raise RunStopped(routing.TERMINATED, "The supervisor terminated the run.", ExecutionStatus.CANCELLED)
+        if step.params == call.arguments:
+            return index, call, None
+        return index, ToolCall(id=call.id, name=call.name, arguments=dict(step.params)), call.arguments
+
+    async def _supervised_outcome(self, index: int, call: ToolCall, status: str, extra: dict[str, Any]) -> None:
+        assert self.hooks is not None
+        output = extra.get("output")
+        await self.hooks.after_step(
+            StepOutcome(
+                index,
+                call.name,
+                call.arguments,
+                "done" if status == "ok" else "denied" if status == "denied" else "failed",
+                output=output if isinstance(output, dict) or output is None else {"result": output},
+                error=extra.get("error"),
+                reason_code=extra.get("reason_code"),
+            )
+        )
 
     async def _run_tool(self, tool: Tool, params: Any) -> tuple[str, str, dict[str, Any]]:
         context = ToolContext(
@@ -550,7 +610,10 @@ class _Run:
         runtime = AgentRuntime(
             db=self.rt.db, settings=self.settings, llm=self.rt.source, registry=self.rt.registry, prices=self.rt.prices
         )
-        result = await runtime.run(sub, self._relay_proposal)
+        try:
+            result = await runtime.run(sub, self._relay_proposal)
+        except routing.TriggerRouted as routed:  # e.g. a STUDENT delegate: routed to training, nothing ran
+            return {"agent": agent_ref, "status": routed.code.lower(), **routed.details}
         return {
             "agent": agent_ref,
             "execution_id": result.execution_id,

@@ -65,7 +65,10 @@ class ExecuteRequest(BaseModel):
     model: str | None = Field(default=None, max_length=200)
     trigger: TriggerKind = Field(
         default=TriggerKind.MANUAL,
-        description="`manual` (a person asked) or `automated` (a schedule or system): governance routes by it.",
+        description=(
+            "`manual` (a person asked): per-action governance only. `automated` (a schedule or system): routed "
+            "by the agent's maturity (docs/chat.md); a run routed to training or supervision answers 202."
+        ),
     )
     stream: bool = Field(default=False, description="Answer as server-sent events instead of one JSON body.")
 
@@ -97,6 +100,22 @@ class ExecutionRead(BaseModel):
     tool_calls: list[dict[str, Any]]
     started_at: datetime
     finished_at: datetime | None
+
+
+class RoutedRead(BaseModel):
+    """An automated run the trigger interceptor routed elsewhere (HTTP 202): it did not run here."""
+
+    route: str = Field(description="`training` (STUDENT), `supervised` (SUPERVISED) or `refused` (agent not active).")
+    code: str = Field(description="`ROUTED_TO_TRAINING`, `ROUTED_TO_SUPERVISION` or `TRIGGER_REFUSED`.")
+    message: str
+    agent_id: str
+    agent_level: str
+    reason: str
+    blocked_trigger_id: str | None = None
+    proposal_id: str | None = Field(default=None, description="The training proposal (STUDENT).")
+    supervision_session_id: str | None = None
+    supervision_status: str | None = Field(default=None, description="`queued` until a supervisor connects.")
+    estimate_hours: float | None = Field(default=None, description="Training estimate (STUDENT).")
 
 
 class CancelRead(BaseModel):

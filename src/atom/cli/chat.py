@@ -2,8 +2,10 @@
 
 Both talk to the running server with an API key (`--key` or ATOM_API_KEY): `chat` over the
 WebSocket `/ws/chat/AGENT`, `execute` with `POST /api/chat/execute`. `execute` exits 0 when the run
-completed, 1 when it failed, timed out or was cancelled (or the request was refused), 2 when the
-server cannot be reached.
+completed, 1 when it failed, timed out or was cancelled (or the request was refused, or an
+`--automated` run of a STUDENT was routed to training: nothing ran), 2 when the server cannot be
+reached, 3 when an `--automated` run of a SUPERVISED agent was handed to a supervision session (it
+runs there, under a supervisor).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import typer
@@ -21,6 +23,7 @@ from atom.cli.common import console, err_console, fail, load_settings
 
 EXIT_FAILED = 1
 EXIT_UNREACHABLE = 2
+EXIT_SUPERVISED = 3
 
 
 def _base(url: str | None) -> str:
@@ -132,6 +135,8 @@ def execute(
         data = response.json()
     except ValueError:
         fail(f"the server answered HTTP {response.status_code} without JSON")
+    if response.status_code == 202 and isinstance(data, dict) and "route" in data:
+        _routed(data, as_json)
     if response.status_code != 200:
         error = data.get("error", {}) if isinstance(data, dict) else {}
         fail(f"{error.get('message', 'request failed')} ({error.get('code', response.status_code)})")
@@ -149,3 +154,17 @@ def execute(
     if data.get("status") != "completed":
         err_console.print(f"[bold red]error:[/] {data.get('error') or data.get('status')}", highlight=False)
         raise typer.Exit(EXIT_FAILED)
+
+
+def _routed(data: dict[str, Any], as_json: bool) -> NoReturn:
+    """The trigger interceptor routed the automated run elsewhere: say where, exit non-zero."""
+    if as_json:
+        console.print_json(json.dumps(data))
+    supervised = data["route"] == "supervised"
+    if supervised:
+        console.print(data.get("message", ""), markup=False, highlight=False, soft_wrap=True)
+        session = data.get("supervision_session_id")
+        console.print(f"[dim]watch it: `atom-os supervise {session}`[/]", highlight=False)
+        raise typer.Exit(EXIT_SUPERVISED)
+    err_console.print(f"[bold red]error:[/] {data.get('message')} ({data.get('code')})", highlight=False)
+    raise typer.Exit(EXIT_FAILED)

@@ -158,10 +158,20 @@ def _governed_as(tool: Tool | None, step: PlanStep) -> str:
 
 
 executors: dict[str, Executor] = {"plan": PlanExecutor()}
+# A stored plan whose first step is one of these actions is run by the named executor wherever
+# stored plans run (approved proposals, supervision sessions): the agent runtime's "agent.run".
+plan_starts: dict[str, str] = {}
 
 
-def register_executor(name: str, executor: Executor) -> None:
+def register_executor(name: str, executor: Executor, *, first_action: str | None = None) -> None:
     executors[name] = executor
+    if first_action is not None:
+        plan_starts[first_action] = name
+
+
+def executor_for(steps: list[PlanStep]) -> Executor:
+    """The executor of a stored plan: the one registered for its first action, else "plan"."""
+    return get_executor(plan_starts.get(steps[0].action, "plan") if steps else "plan")
 
 
 def get_executor(name: str) -> Executor:

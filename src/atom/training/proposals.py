@@ -23,7 +23,7 @@ from atom.errors import Conflict, NotFound
 from atom.governance.policy import GovernanceContext, TriggerKind
 from atom.pagination import paginate
 from atom.training import sessions as training_sessions
-from atom.training.executor import RunResult, get_executor
+from atom.training.executor import RunResult, executor_for
 from atom.training.models import AgentProposal, ProposalKind, ProposalStatus
 from atom.training.plan import Plan, PlanStep, plan_hash
 
@@ -214,7 +214,7 @@ async def _execute(
     steps = [PlanStep.model_validate(step) for step in plan]
     context = GovernanceContext(trigger=TriggerKind.AUTOMATED, source="proposal", proposal_id=proposal_id)
     try:
-        run = await get_executor("plan").run(db=db, settings=settings, agent_id=agent_id, steps=steps, context=context)
+        run = await executor_for(steps).run(db=db, settings=settings, agent_id=agent_id, steps=steps, context=context)
     except Exception as exc:  # recorded on the proposal below, never half-applied silently
         run = RunResult(ok=False, error=f"{type(exc).__name__}: {exc}")
     async with db.session_scope() as session:

@@ -27,7 +27,7 @@ from atom.events.bus import get_bus
 from atom.governance.policy import GovernanceContext, TriggerKind
 from atom.observability.logging import get_logger
 from atom.pagination import paginate
-from atom.training.executor import RunResult, StepOutcome, get_executor
+from atom.training.executor import RunResult, StepOutcome, executor_for
 from atom.training.models import SupervisionSession, SupervisionStatus
 from atom.training.plan import PlanStep
 
@@ -281,7 +281,7 @@ async def _run(db: Database, settings: Settings, session_id: str, agent_id: str,
     get_bus().on(topic(session_id), hooks._on_event)
     context = GovernanceContext(trigger=TriggerKind.AUTOMATED, source="supervision", supervision_session_id=session_id)
     try:
-        result = await get_executor("plan").run(
+        result = await executor_for(plan).run(
             db=db, settings=settings, agent_id=agent_id, steps=plan, context=context, hooks=hooks
         )
     except Exception as exc:
