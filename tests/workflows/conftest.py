@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +19,7 @@ from atom.governance.policy import TriggerKind
 from atom.security import secrets_store
 from atom.workflows import flows, service
 from atom.workflows.actions import ActionContext
+from atom.workflows.engine import QueuedStep
 from atom.workflows.models import StepRun, Workflow, WorkflowRun
 from atom.workflows.runner import WorkflowEngine
 from tests.support.integration_servers import AsanaServer, HttpServer, SlackServer, SmtpServer, serve
@@ -85,6 +86,22 @@ async def make_context(db: Database) -> AsyncIterator[MakeContext]:
 
 
 # --- the engine ---------------------------------------------------------------------------------
+
+
+class Collected:
+    """Keeps the steps handed to workers, so the test decides when each runs."""
+
+    def __init__(self) -> None:
+        self.jobs: list[QueuedStep] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def dispatch(self, jobs: Sequence[QueuedStep]) -> None:
+        self.jobs.extend(jobs)
 
 
 class FakeClock:

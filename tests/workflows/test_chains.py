@@ -6,17 +6,16 @@ steps went through the queue and which a worker went on with by itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import pytest
 
 from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
-from atom.workflows.engine import QueuedStep
 from atom.workflows.runner import WorkflowEngine
 from tests.support.agents import make_agent
-from tests.workflows.conftest import load_run, make_workflow, start
+from tests.workflows.conftest import Collected, load_run, make_workflow, start
 
 LINE = """
 name: line
@@ -36,20 +35,6 @@ steps:
   - {id: right, needs: [root], action: noop, with: {n: 3}}
   - {id: join, needs: [left, right], action: noop, with: {n: "{{ steps.left.output.n }}{{ steps.right.output.n }}"}}
 """
-
-
-class Collected:
-    def __init__(self) -> None:
-        self.jobs: list[QueuedStep] = []
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    async def dispatch(self, jobs: Sequence[QueuedStep]) -> None:
-        self.jobs.extend(jobs)
 
 
 @pytest.fixture

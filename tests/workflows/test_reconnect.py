@@ -6,7 +6,7 @@ whose connection turns out dead; this kills every connection of the database bet
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -15,10 +15,9 @@ from sqlalchemy.engine import make_url
 from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
-from atom.workflows.engine import QueuedStep
 from atom.workflows.runner import WorkflowEngine
 from tests.support.agents import make_agent
-from tests.workflows.conftest import load_run, make_workflow, start
+from tests.workflows.conftest import Collected, load_run, make_workflow, start
 
 CHAIN = """
 name: chain
@@ -28,22 +27,6 @@ steps:
   - {id: two, needs: [one], action: noop, with: {n: "{{ steps.one.output.n }}"}}
   - {id: three, needs: [two], action: noop, with: {n: 3}}
 """
-
-
-class Collected:
-    """Keeps the steps handed to workers, so the test decides when each runs."""
-
-    def __init__(self) -> None:
-        self.jobs: list[QueuedStep] = []
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    async def dispatch(self, jobs: Sequence[QueuedStep]) -> None:
-        self.jobs.extend(jobs)
 
 
 @pytest.fixture
