@@ -57,14 +57,14 @@ async def list_sessions(
     cursor: CursorQuery = None,
 ) -> Any:
     rows, next_cursor = await service.list_sessions(
-        session=session, agent_id=agent_id, user_id=None, limit=limit, cursor=cursor
+        session=session, agent_id=agent_id, user_id=service.sessions_visible_to(principal), limit=limit, cursor=cursor
     )
     return Page[SessionRead](items=[SessionRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail)
 async def get_session(session_id: str, principal: ViewerDep, session: SessionDep, settings: SettingsDep) -> Any:
-    row = await service.get_session(session=session, session_id=session_id)
+    row = await service.get_session(session=session, session_id=session_id, reader=principal)
     rows = await service.messages(session=session, session_id=session_id, limit=settings.chat_history_messages)
     return SessionDetail(
         **SessionRead.model_validate(row).model_dump(), messages=[MessageRead.model_validate(m) for m in rows]
@@ -82,7 +82,7 @@ async def send_message(
 ) -> Any:
     """Send a message. `stream: true` (default): server-sent events (docs/chat.md); else the execution at the end."""
     async with db.session_scope() as session:
-        chat = await service.get_session(session=session, session_id=session_id)
+        chat = await service.get_session(session=session, session_id=session_id, reader=principal)
     run = RunRequest(
         agent_ref=chat.agent_id,
         input=body.content,

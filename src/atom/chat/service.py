@@ -14,6 +14,8 @@ from atom.db.base import utcnow
 from atom.errors import NotFound
 from atom.llm.providers.base import Message, ToolCall
 from atom.pagination import paginate
+from atom.security.models import Role
+from atom.security.principal import Principal
 
 
 async def create_session(*, session: AsyncSession, agent_ref: str, user_id: str | None, title: str = "") -> ChatSession:
@@ -32,15 +34,26 @@ async def create_session(*, session: AsyncSession, agent_ref: str, user_id: str 
     return row
 
 
-async def get_session(*, session: AsyncSession, session_id: str) -> ChatSession:
+async def get_session(*, session: AsyncSession, session_id: str, reader: Principal | None = None) -> ChatSession:
+    """A conversation is its author's: with `reader`, anyone else but an admin gets the same 404 as for
+    a session that does not exist (its existence is not revealed)."""
     row = await session.get(ChatSession, session_id)
-    if row is None:
+    if row is None or (reader is not None and not may_read(reader, row)):
         raise NotFound(
             f"No chat session with id {session_id!r}.",
             code="CHAT_SESSION_NOT_FOUND",
             details={"session_id": session_id},
         )
     return row
+
+
+def may_read(reader: Principal, row: ChatSession) -> bool:
+    return row.user_id == reader.user_id or reader.has_role(Role.ADMIN)
+
+
+def sessions_visible_to(reader: Principal) -> str | None:
+    """The user whose sessions `reader` lists: their own; an admin's: everyone's (None)."""
+    return None if reader.has_role(Role.ADMIN) else reader.user_id
 
 
 async def list_sessions(
