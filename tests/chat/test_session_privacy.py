@@ -38,6 +38,7 @@ async def test_only_the_author_and_admins_see_a_conversation(
         headers=author.headers,
     )
     assert sent.status_code == 200, sent.text
+    execution_id = sent.json()["id"]
 
     assert (await client.get(f"/api/chat/sessions/{session_id}", headers=author.headers)).status_code == 200
     hidden = await client.get(f"/api/chat/sessions/{session_id}", headers=other.headers)
@@ -57,6 +58,10 @@ async def test_only_the_author_and_admins_see_a_conversation(
     assert session_id in [
         s["id"] for s in (await client.get("/api/chat/sessions", headers=admin.headers)).json()["items"]
     ]
+    assert (await client.get(f"/api/chat/executions/{execution_id}", headers=other.headers)).status_code == 404
+    assert (await client.get(f"/api/chat/executions/{execution_id}", headers=author.headers)).status_code == 200
+    listed = (await client.get("/api/chat/executions", headers=other.headers)).json()["items"]
+    assert execution_id not in [e["id"] for e in listed]
     detail = await client.get(f"/api/chat/sessions/{session_id}", headers=admin.headers)
     assert detail.status_code == 200 and "1234" in detail.text
 

@@ -149,21 +149,27 @@ async def list_executions(
     cursor: CursorQuery = None,
 ) -> Any:
     rows, next_cursor = await service.list_executions(
-        session=session, agent_id=agent_id, session_id=session_id, status=status, limit=limit, cursor=cursor
+        session=session,
+        agent_id=agent_id,
+        session_id=session_id,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+        reader=principal,
     )
     return Page[ExecutionRead](items=[ExecutionRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/executions/{execution_id}", response_model=ExecutionRead)
 async def get_execution(execution_id: str, principal: ViewerDep, session: SessionDep) -> Any:
-    return await service.get_execution(session=session, execution_id=execution_id)
+    return await service.get_execution(session=session, execution_id=execution_id, reader=principal)
 
 
 @router.post("/executions/{execution_id}/cancel", response_model=CancelRead)
 async def cancel_execution(execution_id: str, principal: OperatorDep, db: DatabaseDep) -> Any:
     """Terminate a running execution (in this server process). Its partial output stays on the record."""
     async with db.session_scope() as session:
-        row = await service.get_execution(session=session, execution_id=execution_id)
+        row = await service.get_execution(session=session, execution_id=execution_id, reader=principal)
         cancelled = row.status == ExecutionStatus.RUNNING.value and cancel_run(execution_id)
         await audit.record(
             session=session,

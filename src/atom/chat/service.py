@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.agents import service as agents_service
@@ -104,15 +104,22 @@ def to_message(row: ChatMessage) -> Message:
     return Message(role=role, content=row.content, tool_calls=calls, tool_call_id=row.tool_call_id)
 
 
-async def get_execution(*, session: AsyncSession, execution_id: str) -> AgentExecution:
+async def get_execution(*, session: AsyncSession, execution_id: str, reader: Principal | None = None) -> AgentExecution:
+    """With `reader`: a run of someone else's chat session is hidden like the session (404)."""
     row = await session.get(AgentExecution, execution_id, populate_existing=True)
-    if row is None:
+    if row is None or (reader is not None and not may_read_execution(reader, row)):
         raise NotFound(
             f"No agent execution with id {execution_id!r}.",
             code="EXECUTION_NOT_FOUND",
             details={"execution_id": execution_id},
         )
     return row
+
+
+def may_read_execution(reader: Principal, row: AgentExecution) -> bool:
+    """Runs of a chat session follow the session's privacy; other runs (execute, automated) are the
+    operational log every viewer reads."""
+    return row.session_id is None or row.user_id == reader.user_id or reader.has_role(Role.ADMIN)
 
 
 async def list_executions(
@@ -123,8 +130,11 @@ async def list_executions(
     status: ExecutionStatus | None,
     limit: int,
     cursor: str | None,
+    reader: Principal | None = None,
 ) -> tuple[list[AgentExecution], str | None]:
     stmt = select(AgentExecution)
+    if reader is not None and not reader.has_role(Role.ADMIN):
+        stmt = stmt.where(or_(AgentExecution.session_id.is_(None), AgentExecution.user_id == reader.user_id))
     if agent_id is not None:
         stmt = stmt.where(AgentExecution.agent_id == agent_id)
     if session_id is not None:
