@@ -4,10 +4,15 @@ Raw stream events handled: `message_start` (input usage), `content_block_start` 
 `tool_use`), `content_block_delta` (`text_delta`, `input_json_delta`), `content_block_stop`
 (a tool call is complete), `message_delta` (stop reason, output usage), `message_stop`.
 System messages become the `system` parameter; tool results become `tool_result` blocks.
+
+The SDK sends the request and raises its typed errors for HTTP statuses; the streamed body is then
+read raw (`with_streaming_response`): the SSE events decoded as JSON here, as the SDK would, without
+building its pydantic event models per event. An `error` event is mapped as the SDK's status error.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -23,6 +28,7 @@ from atom.llm.providers.base import (
     ProviderRateLimited,
     ProviderRequestRejected,
     ProviderUnavailable,
+    SSEDataDecoder,
     StreamEvent,
     TextDelta,
     ToolCallAssembler,
@@ -93,65 +99,38 @@ class AnthropicProvider:
         return estimate_request_tokens(request)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-        text: list[str] = []
+        reader = _EventReader(self.name)
         try:
-            async for event in self._stream(request, text):
+            async with self._client.messages.with_streaming_response.create(
+                **build_payload(request), stream=True
+            ) as api_response:
+                decoder = SSEDataDecoder()
+                async for raw in api_response.http_response.aiter_bytes():
+                    for name, data in decoder.feed(raw):
+                        if not name or name == b"ping":  # as the SDK: unnamed events and pings are skipped
+                            continue
+                        if name == b"error":
+                            raise self._stream_error(data, reader.partial_text())
+                        for event in reader.read(data):
+                            yield event
+            for event in reader.finish():
                 yield event
         except ProviderError:
             raise
         except Exception as exc:
-            error = self._translate(exc, "".join(text))
+            error = self._translate(exc, reader.partial_text())
             if error is None:
                 raise
             raise error from None
 
-    async def _stream(self, request: ChatRequest, text: list[str]) -> AsyncGenerator[StreamEvent, None]:
-        stream = await self._client.messages.create(**build_payload(request), stream=True)
-        calls = ToolCallAssembler(self.name)
-        input_tokens = output_tokens = 0
-        stop_reason: str | None = None
-        finished = False
-        async with stream:
-            async for event in stream:
-                kind = event.type
-                if kind == "message_start":
-                    input_tokens = event.message.usage.input_tokens or 0
-                    output_tokens = event.message.usage.output_tokens or 0
-                elif kind == "content_block_start":
-                    block = event.content_block
-                    if block.type == "text" and block.text:
-                        text.append(block.text)
-                        yield TextDelta(block.text)
-                    elif block.type == "tool_use":
-                        calls.add(event.index, id=block.id, name=block.name)
-                elif kind == "content_block_delta":
-                    delta = event.delta
-                    if delta.type == "text_delta" and delta.text:
-                        text.append(delta.text)
-                        yield TextDelta(delta.text)
-                    elif delta.type == "input_json_delta":
-                        calls.add(event.index, arguments=delta.partial_json)
-                elif kind == "content_block_stop":
-                    if calls.has(event.index):
-                        yield calls.pop(event.index, partial_text="".join(text))
-                elif kind == "message_delta":
-                    stop_reason = event.delta.stop_reason or stop_reason
-                    if event.usage is not None and event.usage.output_tokens is not None:
-                        output_tokens = event.usage.output_tokens
-                    if event.usage is not None and getattr(event.usage, "input_tokens", None):
-                        input_tokens = event.usage.input_tokens or input_tokens
-                elif kind == "message_stop":
-                    finished = True
-        if not finished:
-            raise ProviderUnavailable(
-                f"{self.name} ended the stream before the message was complete",
-                provider=self.name,
-                partial_text="".join(text),
-            )
-        for call in calls.pop_all(partial_text="".join(text)):
-            yield call
-        yield Usage(input_tokens=input_tokens, output_tokens=output_tokens)
-        yield Done(_FINISH.get(stop_reason or "end_turn", stop_reason or "stop"))
+    def _stream_error(self, data: bytes, partial: str) -> ProviderError:
+        """An `error` event: the server failed after it had started answering (the SDK's status error)."""
+        body: object
+        try:
+            body = json.loads(data)
+        except ValueError:
+            body = data.decode("utf-8", "replace")
+        return self._status_failure(200, _error_type(body), str(body), partial)
 
     def _translate(self, exc: Exception, partial: str) -> ProviderError | None:
         name = self.name
@@ -164,30 +143,115 @@ class AnthropicProvider:
         if isinstance(exc, anthropic.APIConnectionError) or transport_failure_kind(exc) == "transport":
             return unreachable(name, partial)
         if isinstance(exc, anthropic.APIStatusError):
-            status = exc.status_code
-            error_type = _error_type(exc.body)
-            if status >= 500 or status == 408 or error_type in {"overloaded_error", "api_error"}:
-                return ProviderUnavailable(
-                    f"LLM provider {name!r} failed ({error_type or f'HTTP {status}'})",
-                    provider=name,
-                    partial_text=partial,
-                    details={"status": status},
-                )
-            if error_type == "rate_limit_error":
-                return ProviderRateLimited(
-                    f"LLM provider {name!r} is rate limiting requests", provider=name, partial_text=partial
-                )
-            return ProviderRequestRejected(
-                f"LLM provider {name!r} refused the request (HTTP {status}): {scrub(exc.message, self._key)}",
+            return self._status_failure(exc.status_code, _error_type(exc.body), exc.message, partial)
+        if isinstance(exc, ValueError | pydantic.ValidationError | AttributeError | TypeError | KeyError):
+            # json.JSONDecodeError is a ValueError: an event that is not JSON, or JSON of the wrong shape.
+            return _malformed(name, partial)
+        return None
+
+    def _status_failure(self, status: int, error_type: str | None, message: str, partial: str) -> ProviderError:
+        name = self.name
+        if status >= 500 or status == 408 or error_type in {"overloaded_error", "api_error"}:
+            return ProviderUnavailable(
+                f"LLM provider {name!r} failed ({error_type or f'HTTP {status}'})",
                 provider=name,
                 partial_text=partial,
                 details={"status": status},
             )
-        if isinstance(exc, ValueError | pydantic.ValidationError | AttributeError | TypeError | KeyError):
-            return ProviderBadResponse(
-                f"LLM provider {name!r} sent a malformed stream event", provider=name, partial_text=partial
+        if error_type == "rate_limit_error":
+            return ProviderRateLimited(
+                f"LLM provider {name!r} is rate limiting requests", provider=name, partial_text=partial
             )
-        return None
+        return ProviderRequestRejected(
+            f"LLM provider {name!r} refused the request (HTTP {status}): {scrub(message, self._key)}",
+            provider=name,
+            partial_text=partial,
+            details={"status": status},
+        )
+
+
+class _EventReader:
+    """The events of one streamed message, from its SSE events' data (`read`), then at the end (`finish`).
+
+    An event of the wrong shape raises KeyError/TypeError/AttributeError (`_translate`: a bad response).
+    """
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.text: list[str] = []
+        self.calls = ToolCallAssembler(provider)
+        self.input_tokens: Any = 0
+        self.output_tokens: Any = 0
+        self.stop_reason: str | None = None
+        self.finished = False
+
+    def partial_text(self) -> str:
+        return "".join(self.text)
+
+    def read(self, data: bytes) -> list[StreamEvent]:
+        event = json.loads(data)
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            delta = event["delta"]
+            delta_type = delta.get("type")
+            if delta_type == "text_delta":
+                return self._text(delta.get("text"))
+            if delta_type == "input_json_delta":
+                self.calls.add(event["index"], arguments=delta.get("partial_json"))
+        elif kind == "message_start":
+            usage = event["message"]["usage"]
+            self.input_tokens = usage.get("input_tokens") or 0
+            self.output_tokens = usage.get("output_tokens") or 0
+        elif kind == "content_block_start":
+            block = event["content_block"]
+            if block.get("type") == "text":
+                return self._text(block.get("text"))
+            if block.get("type") == "tool_use":
+                self.calls.add(event["index"], id=block.get("id"), name=block.get("name"))
+        elif kind == "content_block_stop":
+            if self.calls.has(event["index"]):
+                return [self.calls.pop(event["index"], partial_text=self.partial_text())]
+        elif kind == "message_delta":
+            self.stop_reason = event["delta"].get("stop_reason") or self.stop_reason
+            usage = event.get("usage")
+            if usage is not None and usage.get("output_tokens") is not None:
+                self.output_tokens = usage["output_tokens"]
+            if usage is not None and usage.get("input_tokens"):
+                self.input_tokens = usage["input_tokens"]
+        elif kind == "message_stop":
+            self.finished = True
+        return []
+
+    def finish(self) -> list[StreamEvent]:
+        """The tool calls not closed yet, `Usage` and `Done`; the message must have been complete."""
+        partial = self.partial_text()
+        if not self.finished:
+            raise ProviderUnavailable(
+                f"{self.provider} ended the stream before the message was complete",
+                provider=self.provider,
+                partial_text=partial,
+            )
+        if type(self.input_tokens) is not int or type(self.output_tokens) is not int:
+            raise _malformed(self.provider, partial)
+        events: list[StreamEvent] = list(self.calls.pop_all(partial_text=partial))
+        events.append(Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens))
+        stop = self.stop_reason
+        events.append(Done(_FINISH.get(stop or "end_turn", stop or "stop")))
+        return events
+
+    def _text(self, text: Any) -> list[StreamEvent]:
+        if not text:
+            return []
+        if type(text) is not str:
+            raise _malformed(self.provider, self.partial_text())
+        self.text.append(text)
+        return [TextDelta(text)]
+
+
+def _malformed(provider: str, partial: str) -> ProviderBadResponse:
+    return ProviderBadResponse(
+        f"LLM provider {provider!r} sent a malformed stream event", provider=provider, partial_text=partial
+    )
 
 
 _FINISH = {

@@ -397,3 +397,59 @@ class ToolCallAssembler:
             call.arguments, provider=self.provider, tool_name=call.name, partial_text=partial_text
         )
         return ToolCall(id=call.id, name=call.name, arguments=args)
+
+
+# --- reading a streamed response body -----------------------------------------------------------
+
+
+class SSEDataDecoder:
+    """Incremental server-sent events decoder keeping what chat streams need: each event's name and data.
+
+    Lines end in LF, CRLF or CR (a CRLF split across two reads included); the `data:` lines of one
+    event are joined with LF and the event is complete at a blank line. Comments, `id` and `retry`
+    are skipped; an event without data is not dispatched, and an event the body ends in the middle
+    of is dropped (both as the SSE specification says).
+    """
+
+    def __init__(self) -> None:
+        self._partial: list[bytes] = []  # the start of a line not yet ended
+        self._name = b""  # the `event:` name of the event being read (b"" when it has none)
+        self._data: list[bytes] = []  # the data lines of the event being read
+        self._skip_lf = False  # the last read ended in CR: an LF starting the next one ends no line
+
+    def feed(self, chunk: bytes) -> list[tuple[bytes, bytes]]:
+        """`(name, data)` of every event completed by `chunk` (usually none or one)."""
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if b"\n" not in chunk and b"\r" not in chunk:
+            if chunk:
+                self._partial.append(chunk)
+            return []
+        if self._partial:
+            self._partial.append(chunk)
+            chunk = b"".join(self._partial)
+            self._partial.clear()
+        lines = chunk.splitlines(keepends=True)
+        ending = lines[-1][-1:]
+        if ending == b"\r":
+            self._skip_lf = True
+        elif ending != b"\n":
+            self._partial.append(lines.pop())
+        events: list[tuple[bytes, bytes]] = []
+        for line in lines:
+            line = line.rstrip(b"\r\n")
+            if not line:
+                if self._data:
+                    data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+                    events.append((self._name, data))
+                    self._data = []
+                self._name = b""
+            elif line.startswith(b"data:"):
+                self._data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line.startswith(b"event:"):
+                self._name = line[7:] if line[6:7] == b" " else line[6:]
+            elif line == b"data":
+                self._data.append(b"")
+        return events

@@ -5,12 +5,18 @@ vLLM) by base URL. Streams with `stream_options.include_usage` so the final chun
 a server that ignores it gets an estimated `Usage` (`estimated=True`). The SDK never retries
 (`max_retries=0`): retries and fallback belong to the router. `timeout` bounds connecting and
 each read, so a provider that stops sending mid-stream times out too.
+
+The SDK sends the request and raises its typed errors for HTTP statuses; the streamed body is then
+read raw (`with_streaming_response`): SSE `data:` lines decoded as JSON chunks here, as the SDK
+would, without building its pydantic models per chunk (the largest per-token cost of streaming).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 import openai
@@ -24,6 +30,7 @@ from atom.llm.providers.base import (
     ProviderError,
     ProviderRequestRejected,
     ProviderUnavailable,
+    SSEDataDecoder,
     StreamEvent,
     TextDelta,
     ToolCallAssembler,
@@ -97,67 +104,35 @@ class OpenAICompatProvider:
         return estimate_request_tokens(request)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-        text: list[str] = []
+        reader = _ChunkReader(self.name, self._key)
         try:
-            async for event in self._stream(request, text):
+            async with self._client.chat.completions.with_streaming_response.create(
+                **build_payload(request), stream=True, stream_options={"include_usage": True}
+            ) as api_response:
+                response = api_response.http_response
+                body = response.aiter_bytes()
+                decoder = SSEDataDecoder()
+                done = False
+                async for raw in body:
+                    for _name, data in decoder.feed(raw):
+                        if data.startswith(b"[DONE]"):
+                            done = True
+                            break
+                        for event in reader.read(data):
+                            yield event
+                    if done:
+                        break
+                if done and response.http_version == "HTTP/1.1":
+                    await _drain(body)  # what follows `[DONE]`, so the connection can be reused
+            for event in reader.finish(request):
                 yield event
         except ProviderError:
             raise
         except Exception as exc:
-            error = self._translate(exc, "".join(text))
+            error = self._translate(exc, reader.partial_text())
             if error is None:
                 raise
             raise error from None
-
-    async def _stream(self, request: ChatRequest, text: list[str]) -> AsyncGenerator[StreamEvent, None]:
-        stream = await self._client.chat.completions.create(
-            **build_payload(request), stream=True, stream_options={"include_usage": True}
-        )
-        calls = ToolCallAssembler(self.name)
-        finish_reason: str | None = None
-        usage: Usage | None = None
-        async with stream:
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    usage = Usage(
-                        input_tokens=chunk.usage.prompt_tokens or 0, output_tokens=chunk.usage.completion_tokens or 0
-                    )
-                for choice in chunk.choices or []:
-                    if choice.index != 0:
-                        continue
-                    delta = choice.delta
-                    if delta is not None and delta.content:
-                        text.append(delta.content)
-                        yield TextDelta(delta.content)
-                    fragments = (delta.tool_calls if delta is not None else None) or []
-                    for position, fragment in enumerate(fragments):
-                        function = fragment.function
-                        # Some compatible servers omit `index`: then the position in the chunk is used.
-                        index = fragment.index if isinstance(fragment.index, int) else position
-                        calls.add(
-                            index,
-                            id=fragment.id,
-                            name=function.name if function is not None else None,
-                            arguments=function.arguments if function is not None else None,
-                        )
-                    if choice.finish_reason:
-                        finish_reason = choice.finish_reason
-                        for call in calls.pop_all(partial_text="".join(text)):
-                            yield call
-        if finish_reason is None:
-            raise ProviderUnavailable(
-                f"{self.name} ended the stream before the model finished",
-                provider=self.name,
-                partial_text="".join(text),
-            )
-        if usage is None:
-            usage = Usage(
-                input_tokens=estimate_request_tokens(request),
-                output_tokens=estimate_text_tokens("".join(text)),
-                estimated=True,
-            )
-        yield usage
-        yield Done(finish_reason)
 
     def _translate(self, exc: Exception, partial: str) -> ProviderError | None:
         name = self.name
@@ -185,9 +160,9 @@ class OpenAICompatProvider:
                 details={"status": status},
             )
         if isinstance(exc, openai.APIError):
-            # An `error` object inside the stream: the server failed after it had started answering.
+            # Any other SDK failure (an `error` object inside the stream is read by `_ChunkReader`).
             return ProviderUnavailable(
-                f"LLM provider {name!r} reported an error mid-stream: {scrub(exc.message, self._key)}",
+                f"LLM provider {name!r} failed: {scrub(exc.message, self._key)}",
                 provider=name,
                 partial_text=partial,
             )
@@ -197,3 +172,106 @@ class OpenAICompatProvider:
                 f"LLM provider {name!r} sent a malformed stream chunk", provider=name, partial_text=partial
             )
         return None
+
+
+class _ChunkReader:
+    """The events of one streamed answer, from its chunks' SSE data (`read`), then at the end (`finish`).
+
+    A chunk of the wrong shape raises AttributeError/TypeError (`_translate`: a bad response).
+    """
+
+    def __init__(self, provider: str, key: str) -> None:
+        self.provider = provider
+        self._key = key
+        self.text: list[str] = []
+        self.calls = ToolCallAssembler(provider)
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+
+    def partial_text(self) -> str:
+        return "".join(self.text)
+
+    def read(self, data: bytes) -> Iterator[StreamEvent]:
+        """The events of one chunk, each as soon as it is read (a failure later in the chunk comes after them)."""
+        chunk = json.loads(data)  # not JSON: a ValueError, a bad response
+        if not isinstance(chunk, dict):
+            raise self._malformed()
+        if chunk.get("error"):
+            raise self._error(chunk["error"])
+        reported = chunk.get("usage")
+        if reported is not None:
+            prompt, completion = reported.get("prompt_tokens") or 0, reported.get("completion_tokens") or 0
+            if type(prompt) is not int or type(completion) is not int:
+                raise self._malformed()
+            self.usage = Usage(input_tokens=prompt, output_tokens=completion)
+        for choice in chunk.get("choices") or ():
+            if choice.get("index") != 0:
+                continue
+            delta = choice.get("delta")
+            if delta:
+                content = delta.get("content")
+                if content:
+                    if type(content) is not str:
+                        raise self._malformed()
+                    self.text.append(content)
+                    yield TextDelta(content)
+                fragments = delta.get("tool_calls")
+                if fragments:
+                    self._add_fragments(fragments)
+            reason = choice.get("finish_reason")
+            if reason:
+                self.finish_reason = str(reason)
+                yield from self.calls.pop_all(partial_text=self.partial_text())
+
+    def finish(self, request: ChatRequest) -> list[StreamEvent]:
+        """`Usage` (estimated when the server sent none) and `Done`; the stream must have finished."""
+        if self.finish_reason is None:
+            raise ProviderUnavailable(
+                f"{self.provider} ended the stream before the model finished",
+                provider=self.provider,
+                partial_text=self.partial_text(),
+            )
+        usage = self.usage or Usage(
+            input_tokens=estimate_request_tokens(request),
+            output_tokens=estimate_text_tokens(self.partial_text()),
+            estimated=True,
+        )
+        return [usage, Done(self.finish_reason)]
+
+    def _add_fragments(self, fragments: list[Any]) -> None:
+        for position, fragment in enumerate(fragments):
+            function = fragment.get("function") or {}
+            index = fragment.get("index")
+            # Some compatible servers omit `index`: then the position in the chunk is used.
+            self.calls.add(
+                index if type(index) is int else position,
+                id=fragment.get("id"),
+                name=function.get("name"),
+                arguments=function.get("arguments"),
+            )
+
+    def _error(self, error: Any) -> ProviderUnavailable:
+        """An `{"error": ...}` object in the stream: the server failed after it had started answering."""
+        message = error.get("message") if isinstance(error, dict) else None
+        if not isinstance(message, str) or not message:
+            message = "An error occurred during streaming"
+        return ProviderUnavailable(
+            f"LLM provider {self.provider!r} reported an error mid-stream: {scrub(message, self._key)}",
+            provider=self.provider,
+            partial_text=self.partial_text(),
+        )
+
+    def _malformed(self) -> ProviderBadResponse:
+        return ProviderBadResponse(
+            f"LLM provider {self.provider!r} sent a malformed stream chunk",
+            provider=self.provider,
+            partial_text=self.partial_text(),
+        )
+
+
+async def _drain(body: AsyncIterator[bytes], seconds: float = 0.1) -> None:
+    """Read what is left of a finished body, briefly; cleanup never turns a complete answer into an error."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(seconds):
+            async for _ in body:
+                pass
