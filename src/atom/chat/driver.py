@@ -77,8 +77,12 @@ class RunStream:
             await self.task
 
 
+# `json.dumps(event, default=str)`, with the encoder built once instead of once per event (per token).
+_encode = json.JSONEncoder(default=str).encode
+
+
 def sse(event: dict[str, Any]) -> bytes:
-    return f"event: {event.get('type', 'message')}\ndata: {json.dumps(event, default=str)}\n\n".encode()
+    return f"event: {event.get('type', 'message')}\ndata: {_encode(event)}\n\n".encode()
 
 
 async def sse_body(stream: RunStream) -> AsyncIterator[bytes]:

@@ -25,6 +25,9 @@ def build_server(settings: Settings) -> uvicorn.Server:
         lifespan="on",
         timeout_graceful_shutdown=30,
         proxy_headers=False,
+        # Chat streams one small WebSocket message per token: compressing each costs both ends more
+        # CPU (and latency) than the few bytes it saves.
+        ws_per_message_deflate=False,
     )
     return uvicorn.Server(config)
 
