@@ -24,6 +24,7 @@ from atom.llm.gateway import close_gateway
 from atom.observability.health import router as health_router
 from atom.observability.logging import configure_logging, get_logger
 from atom.observability.middleware import RequestContextMiddleware
+from atom.process import settle_heap
 from atom.security.secrets_store import load_cipher
 from atom.workflows import app as workflows_app
 from atom.workflows.hooks import router as webhooks_router
@@ -145,6 +146,7 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
             decision_cache.ttl_s = settings.governance_cache_ttl_s
             await workflows_app.start(app, database, settings)  # workflow engine: worker pool + scheduler
             log.info("atom started", version=__version__, database=database.dialect, events=type(bus).__name__)
+            settle_heap()
             yield
         finally:
             await workflows_app.stop(app)

@@ -43,6 +43,7 @@ from atom.db.session import Database, rows_affected
 from atom.errors import ConfigurationError
 from atom.events.bus import build_bus, reset_bus, set_bus
 from atom.observability.logging import get_logger
+from atom.process import settle_heap
 from atom.workflows.dispatch import ARQ_FUNCTION, ArqDispatcher
 from atom.workflows.models import StepRun, StepStatus
 from atom.workflows.runner import WorkflowEngine
@@ -220,6 +221,7 @@ class WorkflowWorker:
                 log_results=False,
             )
             main = asyncio.create_task(self._arq.main(), name="atom-arq-worker")
+            settle_heap()
             log.info(
                 "workflow worker ready",
                 worker=self.worker_id,
