@@ -509,21 +509,14 @@ async def _finish_owned(
 
     The claim of a redelivery does not lock the run: only the step's row says who owns the attempt,
     so the step is written conditionally. With a `known` snapshot that is still current the steps are
-    not read again; on SQLite, whose first write takes the database's write lock, the run's version
-    is checked inside the step's UPDATE instead of by a statement of its own.
+    not read again, and the run's lock is taken by the step's own UPDATE (`state.save_step_at`).
     """
     owned: dict[str, Any] = {"status": StepStatus.RUNNING.value, "attempt": attempt}
     if known is not None and known.alone(step_run_id):
         held = next(s for s in known.steps if s.id == step_run_id)
-        if state.writes_lock_database(session):
-            finish(held)
-            if await state.save_step_if(session, held, owned, run_version=known.run.lock_version):
-                return known.run, known.steps
-        elif await state.lock_run_at(session, known.run):
-            finish(held)
-            if await state.save_step_if(session, held, owned):
-                return known.run, known.steps
-            return None
+        finish(held)
+        if await state.save_step_at(session, held, owned, known.run):
+            return known.run, known.steps
     run = await lock_run(session, run_id)
     if run is None:
         return None
@@ -542,7 +535,7 @@ class Known:
     """A run and its steps as the caller's last transaction on the run committed them.
 
     They are still the rows' state if nobody locked the run since (every transition of a run's steps
-    but a claim locks it: `state.lock_run_at` checks) and no step but the caller's own could have been
+    but a claim locks it: `state.save_step_at` checks) and no step but the caller's own could have been
     claimed meanwhile (`alone`: none other is queued, running or waiting).
     """
 

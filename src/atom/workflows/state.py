@@ -127,24 +127,6 @@ async def lock_run(session: AsyncSession, run_id: str) -> RunState | None:
     return run_from(dict(row)) if row is not None else None
 
 
-_LOCK_RUN_AT = (
-    update(RUNS)
-    .where(RUNS.c.id == bindparam("run_id"), RUNS.c.lock_version == bindparam("lock_version"))
-    .values(lock_version=RUNS.c.lock_version + 1)
-)
-
-
-async def lock_run_at(session: AsyncSession, run: RunState) -> bool:
-    """Lock the run only if nobody has locked it since `run` was read or written: then `run` is current."""
-    conn = await connection(session)
-    locked = await conn.execute(_LOCK_RUN_AT, {"run_id": run.id, "lock_version": run.lock_version})
-    if rows_affected(locked) != 1:
-        return False
-    run.lock_version += 1
-    run.loaded["lock_version"] = run.lock_version
-    return True
-
-
 async def read_run(session: AsyncSession, run_id: str) -> RunState | None:
     conn = await connection(session)
     row = (await conn.execute(_SELECT_RUN, {"run_id": run_id})).mappings().first()
@@ -166,24 +148,28 @@ async def insert_run(session: AsyncSession, run: RunState, steps: list[StepState
 
 
 @lru_cache(maxsize=512)
-def _update(
-    table: Table, columns: tuple[str, ...], expected: tuple[str, ...] = (), run_version: bool = False
-) -> Update:
+def _update(table: Table, columns: tuple[str, ...], expected: tuple[str, ...] = (), at_version: str = "") -> Update:
     """A prepared UPDATE per shape (which columns change, which must still hold): built and compiled once.
 
-    `run_version`: a step's UPDATE that also requires its run's lock version to be `_run_version`.
+    `at_version` (a step's UPDATE only): also require the run's lock version to be `_run_version`;
+    "check" reads it in a subquery, "lock" takes the run's row lock and bumps the version in a
+    data-modifying CTE of the same statement (PostgreSQL).
     """
     conditions = [table.c[name] == bindparam(f"_was_{name}", type_=table.c[name].type) for name in expected]
-    if run_version:
+    if at_version == "check":
         version = select(RUNS.c.lock_version).where(RUNS.c.id == table.c.run_id).scalar_subquery()
         conditions.append(version == bindparam("_run_version"))
+    elif at_version == "lock":
+        locked = (
+            update(RUNS)
+            .where(RUNS.c.id == bindparam("_run_id"), RUNS.c.lock_version == bindparam("_run_version"))
+            .values(lock_version=RUNS.c.lock_version + 1)
+            .returning(RUNS.c.id)
+            .cte("locked_run")
+        )
+        conditions.append(table.c.run_id.in_(select(locked.c.id)))
     stmt = update(table).where(table.c.id == bindparam("_id"), *conditions)
     return stmt.values({name: bindparam(f"_new_{name}", type_=table.c[name].type) for name in columns})
-
-
-def writes_lock_database(session: AsyncSession) -> bool:
-    """SQLite: a transaction's first write takes the one database-wide write lock until it ends."""
-    return session.bind is not None and session.bind.dialect.name == "sqlite"
 
 
 def _params(state: RunState | StepState, changed: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:
@@ -214,17 +200,35 @@ async def save_steps(session: AsyncSession, steps: list[StepState]) -> None:
         step.loaded.update(changed)
 
 
-async def save_step_if(
-    session: AsyncSession, step: StepState, expected: dict[str, Any], *, run_version: int | None = None
+async def save_step_if(session: AsyncSession, step: StepState, expected: dict[str, Any]) -> bool:
+    """Write the step's changes only if its row still holds `expected` (a conditional transition)."""
+    return await _save_step(session, step, expected, {}, "")
+
+
+async def save_step_at(session: AsyncSession, step: StepState, expected: dict[str, Any], run: RunState) -> bool:
+    """`save_step_if`, and only if nobody locked the run since `run` was read or written, in one statement.
+
+    On SQLite the step's UPDATE is the transaction's first write, which takes the database's write lock,
+    so checking the version is enough; on PostgreSQL the statement also takes the run's row lock and
+    bumps its version, as `lock_run` would.
+    """
+    sqlite = session.bind is not None and session.bind.dialect.name == "sqlite"
+    extra = {"_run_version": run.lock_version, "_run_id": run.id}
+    if not await _save_step(session, step, expected, extra, "check" if sqlite else "lock"):
+        return False
+    if not sqlite:
+        run.lock_version += 1
+        run.loaded["lock_version"] = run.lock_version
+    return True
+
+
+async def _save_step(
+    session: AsyncSession, step: StepState, expected: dict[str, Any], extra: dict[str, Any], at_version: str
 ) -> bool:
-    """Write the step's changes only if its row still holds `expected` (a conditional transition),
-    and, with `run_version`, only if its run's lock version still is that."""
     changed = changes(step, STEP_COLUMNS) or {"id": step.id}
     conn = await connection(session)
-    params = _params(step, changed, expected)
-    if run_version is not None:
-        params["_run_version"] = run_version
-    stmt = _update(STEPS, tuple(changed), tuple(expected), run_version is not None)
+    params = {**_params(step, changed, expected), **extra}
+    stmt = _update(STEPS, tuple(changed), tuple(expected), at_version)
     if rows_affected(await conn.execute(stmt, params)) != 1:
         return False
     step.loaded.update(changed)
