@@ -1,5 +1,6 @@
 """`atom-os worker` processes on PostgreSQL + Redis: the crash test (a worker killed with SIGKILL mid-step
-loses nothing and repeats no side effect), graceful SIGTERM, and the configurations a worker refuses."""
+loses nothing and repeats no side effect), graceful SIGTERM, the hand-over of a step that outlives the
+shutdown grace, and the configurations a worker refuses."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,7 +27,7 @@ from atom.workflows.runner import WorkflowEngine
 from tests.conftest import TEST_SECRET_KEY
 from tests.support.agents import make_agent
 from tests.support.integration_servers import HttpServer, serve
-from tests.workflows.conftest import load_run, make_workflow, start, wait_for, wait_step
+from tests.workflows.conftest import load_run, make_workflow, start, wait_for, wait_run, wait_step
 
 ATOM_OS = str(Path(sys.executable).parent / "atom-os")
 RUNS = 50
@@ -123,7 +125,7 @@ class Worker:
 
 
 @pytest.fixture
-def spawn_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[[str], Worker]]:
+def spawn_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     workers: list[Worker] = []
     env = clean_env(
         ATOM_DATA_DIR=str(settings.data_dir),
@@ -139,11 +141,11 @@ def spawn_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[[str],
         ATOM_DB_POOL_SIZE="5",
     )
 
-    def factory(name: str) -> Worker:
+    def factory(name: str, grace_s: float = 5.0, **overrides: str) -> Worker:
         log = tmp_path / f"{name}.log"
         with log.open("wb") as out:
-            argv = [ATOM_OS, "worker", "--worker-id", name, "--concurrency", "4", "--shutdown-grace", "5"]
-            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+            argv = [ATOM_OS, "worker", "--worker-id", name, "--concurrency", "4", "--shutdown-grace", str(grace_s)]
+            proc = subprocess.Popen(argv, env={**env, **overrides}, stdout=out, stderr=subprocess.STDOUT)
         worker = Worker(name, proc, log)
         workers.append(worker)
         return worker
@@ -181,7 +183,7 @@ async def driver(settings: Settings, db: Database) -> AsyncIterator[WorkflowEngi
 
 
 async def test_a_worker_killed_mid_step_loses_no_run_and_repeats_no_side_effect(
-    settings: Settings, db: Database, driver: WorkflowEngine, spawn_worker: Callable[[str], Worker]
+    settings: Settings, db: Database, driver: WorkflowEngine, spawn_worker: Callable[..., Worker]
 ) -> None:
     server = HttpServer()
     async with serve(server.app) as url:
@@ -279,3 +281,40 @@ async def test_a_worker_killed_mid_step_loses_no_run_and_repeats_no_side_effect(
         assert sent[step.idempotency_key] >= 2
     redelivered = {s.idempotency_key for s in step_rows if s.attempt >= 2}
     assert {key for key, count in sent.items() if count > 1} <= redelivered
+
+
+async def test_a_step_outliving_the_shutdown_grace_is_released_and_taken_over_at_once(
+    settings: Settings, db: Database, driver: WorkflowEngine, spawn_worker: Callable[..., Worker]
+) -> None:
+    """SIGTERM past the grace: the worker cancels the step it holds and releases its lease, so another
+    worker takes it over at once instead of after the visibility timeout (here far longer than the test)."""
+    visibility_s = 60.0
+    long_steps = {"ATOM_WORKFLOW_JOB_TIMEOUT_S": "30", "ATOM_WORKFLOW_VISIBILITY_TIMEOUT_S": str(visibility_s)}
+    server = HttpServer()
+    async with serve(server.app) as url:
+        await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="mover")
+        workflow = await make_workflow(
+            db,
+            driver,
+            f"name: long\nagent: mover\nsteps:\n  - id: long\n    action: http_request\n"
+            f'    with: {{url: "{url}/slow", query: {{delay: 4}}}}\n',
+        )
+        leaving = spawn_worker("worker-leaving", 0.5, **long_steps)
+        await wait_ready(leaving)
+        started = await start(driver, workflow)
+        assert started.run_id is not None
+        await wait_step(db, started.run_id, "long", "running", timeout=30)
+
+        leaving.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(leaving.proc.wait, 30) == 0, leaving.text()[-2000:]
+        assert "released an unfinished workflow step for another worker" in leaving.text()
+        released_at = time.monotonic()
+
+        taking_over = spawn_worker("worker-taking-over", **long_steps)
+        await wait_ready(taking_over)
+        view = await wait_run(db, started.run_id, timeout=30)
+
+    assert time.monotonic() - released_at < visibility_s
+    assert view.status == "succeeded"
+    assert view.steps["long"].worker == "worker-taking-over" and view.steps["long"].attempt == 2
+    assert [r["path"] for r in server.requests] == ["/slow", "/slow"]  # cut once, then run to the end
