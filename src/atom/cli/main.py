@@ -83,6 +83,10 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "Workflows and their runs: validate, create, run with live progress, approve.",
     ),
     LazyCommand("llm", "atom.cli.llm", "app", "LLM providers (bring your own key), token usage, cost and budgets."),
+    LazyCommand("feedback", "atom.cli.feedback", "app", "Feedback on agents: list it, see an agent's figures."),
+    LazyCommand(
+        "abtests", "atom.cli.feedback", "abtests_app", "A/B tests of agent variants: list them, see their results."
+    ),
 )
 
 _BY_NAME = {command.name: command for command in COMMANDS}
