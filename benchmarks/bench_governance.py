@@ -23,6 +23,7 @@ from atom.db.session import Database
 from atom.governance import service as governance
 from atom.governance.cache import decision_cache
 from atom.governance.policy import GovernanceContext
+from atom.registries import ensure_registries
 
 
 def per_call_ns(fn: object, calls: int) -> list[float]:
@@ -43,6 +44,7 @@ def throughput(fn: object, calls: int) -> float:
 
 
 async def in_process(calls: int) -> None:
+    ensure_registries()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(_env_file=None, data_dir=Path(tmp))  # type: ignore[call-arg]
         db = Database(settings)

@@ -8,7 +8,6 @@ from rich.table import Table
 from atom.agents import service as agents_service
 from atom.cli.common import console, load_settings, run, session_scope
 from atom.governance import service
-from atom.governance.catalogue import catalogue
 from atom.governance.maturity import MaturityLevel
 from atom.governance.policy import Decision, GovernanceContext, TriggerKind
 
@@ -19,7 +18,7 @@ app = typer.Typer(help="The action catalogue and governance decisions.", no_args
 def actions() -> None:
     """List every registered action with its complexity and the level it needs."""
     table = Table("action", "complexity", "needs", "source")
-    for spec in catalogue.all():
+    for spec in service.actions():
         table.add_row(spec.name, str(spec.complexity), MaturityLevel.for_complexity(spec.complexity).value, spec.source)
     console.print(table)
 

@@ -59,6 +59,9 @@ def worker(
         shutdown_grace_s=shutdown_grace,
         worker_id=worker_id,
     )
+    from atom.registries import ensure_registries
+
+    ensure_registries()  # the same catalogue, tools, actions and executors as `atom-os serve`
     try:
         asyncio.run(run_worker(settings, options))
     except ConfigurationError as exc:

@@ -1,6 +1,10 @@
 """The action catalogue: every action an agent can take, with its complexity (RULES.md, Action complexity).
 
 Resolution: the exact name; else the verb prefix; else 4 (CRITICAL) — fail closed.
+
+The catalogue is an object, built with the other registries by `atom.registries.build_registries()`
+(called by `create_app`, the CLI and workers, never at import time) and made this process's catalogue
+with `install`; `current()` answers with it.
 """
 
 from __future__ import annotations
@@ -80,4 +84,22 @@ class ActionCatalogue:
         return sorted(self._actions.values(), key=lambda spec: (spec.complexity, spec.name))
 
 
-catalogue = ActionCatalogue.with_builtin_actions()
+_current: ActionCatalogue | None = None
+
+
+def install(value: ActionCatalogue | None) -> None:
+    """Make `value` the catalogue governance consults in this process (None: forget it)."""
+    global _current
+    _current = value
+
+
+def current() -> ActionCatalogue:
+    """This process's catalogue; fails closed (raises) when the registries were never built."""
+    if _current is None:
+        from atom.errors import Unavailable
+
+        raise Unavailable(
+            "The action catalogue is not built in this process (atom.registries.ensure_registries).",
+            code="REGISTRIES_NOT_BUILT",
+        )
+    return _current

@@ -7,7 +7,6 @@ from pydantic import BaseModel, Field
 
 from atom.deps import OperatorDep, SessionDep, SettingsDep, ViewerDep
 from atom.governance import service
-from atom.governance.catalogue import catalogue
 from atom.governance.maturity import MaturityLevel
 from atom.governance.policy import GovernanceContext, Outcome, TriggerKind
 
@@ -54,7 +53,7 @@ async def list_actions(principal: ViewerDep) -> list[ActionRead]:
             description=spec.description,
             source=spec.source,
         )
-        for spec in catalogue.all()
+        for spec in service.actions()
     ]
 
 

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atom.agents import service as agents_service
 from atom.audit import service as audit
 from atom.config import Settings
+from atom.governance import catalogue
 from atom.governance.cache import decision_cache
-from atom.governance.catalogue import catalogue
+from atom.governance.catalogue import ActionSpec
 from atom.governance.maturity import MaturityLevel
 from atom.governance.policy import AgentSnapshot, Decision, GovernanceContext, Outcome, decide
 from atom.observability.logging import get_logger
@@ -28,7 +29,7 @@ _NOT_CACHED = frozenset({"AGENT_NOT_FOUND", "GOVERNANCE_ERROR", "UNKNOWN_ACTION"
 async def check(
     *, session: AsyncSession, agent_id: str, action: str, context: GovernanceContext, settings: Settings
 ) -> Decision:
-    complexity, known = catalogue.classify(action)
+    complexity, known = catalogue.current().classify(action)
     if settings.emergency_governance_bypass:
         return await _bypass(session, agent_id, action, complexity, context)
     key = context.cache_key(action)
@@ -126,13 +127,18 @@ async def _audit(
     )
 
 
+def actions() -> list[ActionSpec]:
+    """Every action in this process's catalogue, by complexity then name."""
+    return catalogue.current().all()
+
+
 def dry_run(agent_level: MaturityLevel, status: str, agent_id: str) -> list[tuple[str, int, Decision, Decision]]:
     """What may this agent do: each registered action's decision, manual and automated (no audit per row)."""
     from atom.governance.policy import TriggerKind
 
     snapshot = AgentSnapshot(agent_id, agent_level, status)
     rows = []
-    for spec in catalogue.all():
+    for spec in catalogue.current().all():
         manual = decide(snapshot, spec.name, spec.complexity, GovernanceContext(trigger=TriggerKind.MANUAL))
         automated = decide(snapshot, spec.name, spec.complexity, GovernanceContext(trigger=TriggerKind.AUTOMATED))
         rows.append((spec.name, spec.complexity, manual, automated))

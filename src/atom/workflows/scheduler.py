@@ -28,13 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atom.db.session import rows_affected
 from atom.events.bus import get_bus
 from atom.observability.logging import get_logger
-from atom.workflows import cron, flows
-from atom.workflows import engine as run_engine
+from atom.workflows import cron, flows, machine
 from atom.workflows.definition import MissedPolicy
 from atom.workflows.models import RunStatus, StepRun, StepStatus, WorkflowRun, WorkflowTrigger
 
 if TYPE_CHECKING:
-    from atom.workflows.runner import WorkflowEngine
+    from atom.workflows.runner import StepRunner
 
 log = get_logger("atom.workflows.scheduler")
 BATCH = 200
@@ -52,8 +51,8 @@ class TickReport:
 
 
 class Scheduler:
-    def __init__(self, engine: WorkflowEngine) -> None:
-        self.engine = engine
+    def __init__(self, runner: StepRunner) -> None:
+        self.runner = runner
         self._task: asyncio.Task[None] | None = None
         self._topics: set[str] = set()
         self._last_approval_check = 0.0
@@ -71,7 +70,7 @@ class Scheduler:
             self._task = None
 
     async def _loop(self) -> None:
-        interval = self.engine.settings.workflow_scheduler_interval_s
+        interval = self.runner.settings.workflow_scheduler_interval_s
         while True:
             try:
                 await self.tick()
@@ -82,7 +81,7 @@ class Scheduler:
             await asyncio.sleep(interval)
 
     async def tick(self, now: datetime | None = None) -> TickReport:
-        now = now or self.engine.clock()
+        now = now or self.runner.clock()
         report = TickReport()
         await self.fire_due_schedules(now, report)
         await self.release_due_waits(now, report)
@@ -96,8 +95,8 @@ class Scheduler:
         return report
 
     async def fire_due_schedules(self, now: datetime, report: TickReport) -> None:
-        engine = self.engine
-        async with engine.db.session_scope() as session:
+        runner = self.runner
+        async with runner.db.session_scope() as session:
             due = list(
                 (
                     await session.scalars(
@@ -111,7 +110,7 @@ class Scheduler:
                     )
                 ).all()
             )
-        grace = timedelta(seconds=engine.settings.workflow_cron_grace_s)
+        grace = timedelta(seconds=runner.settings.workflow_cron_grace_s)
         for trigger in due:
             assert trigger.next_fire_at is not None
             config = trigger.config
@@ -123,7 +122,7 @@ class Scheduler:
                 grace=grace,
                 policy=MissedPolicy(config.get("missed", MissedPolicy.SKIP.value)),
             )
-            async with engine.db.session_scope() as session:
+            async with runner.db.session_scope() as session:
                 claimed = await session.execute(
                     update(WorkflowTrigger)
                     .where(WorkflowTrigger.id == trigger.id, WorkflowTrigger.next_fire_at == trigger.next_fire_at)
@@ -133,16 +132,16 @@ class Scheduler:
             if not won:
                 continue  # another process took this fire
             if plan.fire_at is not None:
-                result = await flows.fire_schedule(engine, trigger, fire_at=plan.fire_at, missed=plan.missed, now=now)
+                result = await flows.fire_schedule(runner, trigger, fire_at=plan.fire_at, missed=plan.missed, now=now)
                 if result is not None:
                     report.fired.append(trigger.id)
             elif plan.skipped and plan.last_missed is not None:
-                await flows.record_skipped_fires(engine, trigger, last_missed=plan.last_missed, missed=plan.missed)
+                await flows.record_skipped_fires(runner, trigger, last_missed=plan.last_missed, missed=plan.missed)
                 report.skipped.append(trigger.id)
 
     async def release_due_waits(self, now: datetime, report: TickReport) -> None:
-        engine = self.engine
-        async with engine.db.session_scope() as session:
+        runner = self.runner
+        async with runner.db.session_scope() as session:
             rows = (
                 await session.execute(
                     select(StepRun.id, StepRun.run_id, WorkflowRun.workflow_id, WorkflowRun.version, StepRun.due_at)
@@ -153,17 +152,17 @@ class Scheduler:
             ).all()
         for step_id, run_id, workflow_id, version, due_at in rows:
             release = self._release(step_id, run_id, workflow_id, version, due_at or now, now)
-            if await engine.transact(release) is not None:
+            if await runner.transact(release) is not None:
                 report.waits_released += 1
 
     def _release(
         self, step_id: str, run_id: str, workflow_id: str, version: int, due_at: datetime, now: datetime
-    ) -> Callable[[AsyncSession], Awaitable[run_engine.Advance | None]]:
-        engine = self.engine
+    ) -> Callable[[AsyncSession], Awaitable[machine.Advance | None]]:
+        runner = self.runner
 
-        async def body(session: AsyncSession) -> run_engine.Advance | None:
-            definition = await engine.definition(session, workflow_id, version)
-            return await run_engine.resolve_waiting(
+        async def body(session: AsyncSession) -> machine.Advance | None:
+            definition = await runner.definition(session, workflow_id, version)
+            return await machine.resolve_waiting(
                 session,
                 run_id=run_id,
                 step_run_id=step_id,
@@ -173,14 +172,14 @@ class Scheduler:
                 error=None,
                 code=None,
                 now=now,
-                settings=engine.settings,
+                settings=runner.settings,
             )
 
         return body
 
     async def settle_approvals(self, report: TickReport) -> None:
-        engine = self.engine
-        async with engine.db.session_scope() as session:
+        runner = self.runner
+        async with runner.db.session_scope() as session:
             steps = list(
                 (
                     await session.scalars(
@@ -196,16 +195,16 @@ class Scheduler:
             )
         for step in steps:
             before = step.status
-            await flows.settle_approval(engine, step)
-            async with engine.db.session_scope() as session:
+            await flows.settle_approval(runner, step)
+            async with runner.db.session_scope() as session:
                 current = await session.get(StepRun, step.id)
             if current is not None and current.status != before:
                 report.approvals_settled += 1
 
     async def recover_stalled(self, now: datetime, report: TickReport) -> None:
-        engine = self.engine
-        stale_before = now - timedelta(seconds=engine.settings.workflow_visibility_timeout_s)
-        async with engine.db.session_scope() as session:
+        runner = self.runner
+        stale_before = now - timedelta(seconds=runner.settings.workflow_visibility_timeout_s)
+        async with runner.db.session_scope() as session:
             rows = (
                 await session.execute(
                     select(StepRun.id, StepRun.run_id, StepRun.dispatches)
@@ -226,22 +225,22 @@ class Scheduler:
             ).all()
         jobs = []
         for step_id, run_id, dispatches in rows:
-            async with engine.db.session_scope() as session:
+            async with runner.db.session_scope() as session:
                 bumped = await session.execute(
                     update(StepRun)
                     .where(StepRun.id == step_id, StepRun.dispatches == dispatches)
                     .values(dispatches=dispatches + 1, queued_at=now)
                 )
             if rows_affected(bumped) == 1:
-                jobs.append(run_engine.QueuedStep(step_id, run_id, dispatches + 1))
+                jobs.append(machine.QueuedStep(step_id, run_id, dispatches + 1))
         if jobs:
             log.info("redispatching stalled workflow steps", count=len(jobs))
-            await engine.dispatcher.dispatch(jobs)
+            await runner.dispatcher.dispatch(jobs)
             report.redispatched += len(jobs)
 
     async def refresh_event_topics(self) -> None:
         self._last_topic_refresh = asyncio.get_running_loop().time()
-        async with self.engine.db.session_scope() as session:
+        async with self.runner.db.session_scope() as session:
             topics = set(
                 (
                     await session.scalars(
@@ -259,11 +258,11 @@ class Scheduler:
         if topic in self._topics:
             return
         self._topics.add(topic)
-        engine = self.engine
+        runner = self.runner
 
         def on_event(payload: dict[str, Any]) -> None:
-            if not engine.started:  # listeners outlive a stopped engine (they carry over to new buses)
+            if runner.http.is_closed:  # listeners outlive a stopped engine (they carry over to new buses)
                 return
-            engine.spawn(flows.fire_event(engine, topic, payload), name=f"workflow-event-{topic}")
+            runner.spawn(flows.fire_event(runner, topic, payload), name=f"workflow-event-{topic}")
 
         get_bus().on(topic, on_event)
