@@ -36,6 +36,7 @@ def build_registries() -> Registries:
     """Fresh registries: RULES.md's catalogue, the built-in tools, the workflow actions and integrations,
     the "plan" executor (tools) and the "agent" executor (`agent.run` plans)."""
     catalogue = ActionCatalogue.with_builtin_actions()
+    catalogue.implement("stream_chat", "chat")  # the chat runtime streams an answer (chat/runtime.py)
     tools = runtime_tools.build_tools(catalogue)
     actions = workflow_actions.build_registry(tools)
     executors = Executors()

@@ -20,7 +20,7 @@ from atom.registries import ensure_registries
 
 async def main(database_url: str, redis_url: str, agent_id: str) -> None:
     settings = Settings(_env_file=None, database_url=database_url or None, redis_url=redis_url)  # type: ignore[call-arg]
-    ensure_registries()  # as every Atom process does at start
+    ensure_registries().catalogue.implement("create", "test")  # as in tests/governance/conftest.py
     db = Database(settings)
     bus = RedisBus(redis_url)
     await bus.start()

@@ -16,10 +16,12 @@ app = typer.Typer(help="The action catalogue and governance decisions.", no_args
 
 @app.command()
 def actions() -> None:
-    """List every registered action with its complexity and the level it needs."""
-    table = Table("action", "complexity", "needs", "source")
+    """List every catalogued action: its complexity, the level it needs and what implements it (planned: nothing
+    yet, so governance denies it)."""
+    table = Table("action", "complexity", "needs", "implemented by", "source")
     for spec in service.actions():
-        table.add_row(spec.name, str(spec.complexity), MaturityLevel.for_complexity(spec.complexity).value, spec.source)
+        needs = MaturityLevel.for_complexity(spec.complexity).value
+        table.add_row(spec.name, str(spec.complexity), needs, spec.implemented_by, spec.source)
     console.print(table)
 
 

@@ -54,16 +54,7 @@ async def _decide_fresh(
         agent = await agents_service.find_agent(session=session, agent_id=agent_id)
         snapshot = AgentSnapshot(agent.id, MaturityLevel(agent.maturity_level), agent.status) if agent else None
         if snapshot is not None and snapshot.status == "active" and not known:
-            return Decision(
-                allowed=False,
-                outcome=Outcome.DENY,
-                reason_code="UNKNOWN_ACTION",
-                reason=f"{action!r} is not a registered action; unknown actions are denied.",
-                action=action,
-                complexity=complexity,
-                required_level=MaturityLevel.AUTONOMOUS,
-                agent_level=snapshot.level,
-            )
+            return _unavailable(action, complexity, snapshot.level)
         return decide(snapshot, action, complexity, context)
     except Exception as exc:  # fail closed: whatever went wrong, the action does not run
         log.error("governance check failed; denying", agent_id=agent_id, action=action, exc_info=exc)
@@ -77,6 +68,28 @@ async def _decide_fresh(
             required_level=MaturityLevel.for_complexity(complexity),
             agent_level=None,
         )
+
+
+def _unavailable(action: str, complexity: int, level: MaturityLevel | None) -> Decision:
+    """Fail closed: nothing in this build implements `action` (planned, or not in the catalogue at all)."""
+    spec = catalogue.current().get(action)
+    if spec is not None:
+        reason = (
+            f"{action!r} is in the catalogue (complexity {complexity}) but nothing implements it yet; "
+            "it is not available."
+        )
+    else:
+        reason = f"{action!r} is not a registered action; unknown actions are denied."
+    return Decision(
+        allowed=False,
+        outcome=Outcome.DENY,
+        reason_code="UNKNOWN_ACTION",
+        reason=reason,
+        action=action,
+        complexity=complexity,
+        required_level=MaturityLevel.AUTONOMOUS,
+        agent_level=level,
+    )
 
 
 async def _bypass(
@@ -133,12 +146,17 @@ def actions() -> list[ActionSpec]:
 
 
 def dry_run(agent_level: MaturityLevel, status: str, agent_id: str) -> list[tuple[str, int, Decision, Decision]]:
-    """What may this agent do: each registered action's decision, manual and automated (no audit per row)."""
+    """What may this agent do: each catalogued action's decision, manual and automated (no audit per row).
+    An action nothing implements is denied UNKNOWN_ACTION (not available) for an active agent, as `check` does."""
     from atom.governance.policy import TriggerKind
 
     snapshot = AgentSnapshot(agent_id, agent_level, status)
     rows = []
     for spec in catalogue.current().all():
+        if not spec.available and status == "active":
+            unavailable = _unavailable(spec.name, spec.complexity, agent_level)
+            rows.append((spec.name, spec.complexity, unavailable, unavailable))
+            continue
         manual = decide(snapshot, spec.name, spec.complexity, GovernanceContext(trigger=TriggerKind.MANUAL))
         automated = decide(snapshot, spec.name, spec.complexity, GovernanceContext(trigger=TriggerKind.AUTOMATED))
         rows.append((spec.name, spec.complexity, manual, automated))

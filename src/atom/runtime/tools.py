@@ -52,9 +52,11 @@ class ToolRegistry:
 
     def register(self, tool: Tool) -> Tool:
         catalogue = self.catalogue
-        catalogue.register(tool.name, tool.complexity, tool.description, source="tool")
+        catalogue.register(tool.name, tool.complexity, tool.description, source="tool", implementation="tool")
         for name, complexity in tool.governed_names.items():
-            catalogue.register(name, complexity, f"{tool.name}: {tool.description}", source="tool")
+            catalogue.register(
+                name, complexity, f"{tool.name}: {tool.description}", source="tool", implementation="tool"
+            )
         self._tools[tool.name] = tool
         return tool
 

@@ -97,13 +97,22 @@ class ActionRegistry:
         self._fallback = fallback
         self.catalogue = catalogue
 
-    def register(self, action: WorkflowAction) -> WorkflowAction:
+    def register(self, action: WorkflowAction, *, implementation: str = "workflow") -> WorkflowAction:
+        """Add `action`; its catalogue entries say what implements them ("workflow", "integration")."""
         catalogue = self.catalogue
         if action.governed_names:
             for name, complexity in action.governed_names.items():
-                catalogue.register(name, complexity, f"{action.name}: {action.description}", source="workflow")
+                catalogue.register(
+                    name,
+                    complexity,
+                    f"{action.name}: {action.description}",
+                    source="workflow",
+                    implementation=implementation,
+                )
         else:
-            catalogue.register(action.name, action.complexity, action.description, source="workflow")
+            catalogue.register(
+                action.name, action.complexity, action.description, source="workflow", implementation=implementation
+            )
         self._actions[action.name] = action
         return action
 
