@@ -36,7 +36,10 @@ def worker(
         help="On SIGTERM, seconds running steps may take to finish before they are handed to another worker.",
     ),
     worker_id: str | None = typer.Option(
-        None, "--worker-id", help="Name recorded on the steps this process runs (default: HOST:PID)."
+        None,
+        "--worker-id",
+        help="Name recorded on the steps this process runs (default: HOST:PID:START, which lets a restart "
+        "on this host take over at once the steps this process held when it died).",
     ),
 ) -> None:
     """Run workflow steps from the Redis queue (ATOM_WORKFLOW_EXECUTOR=arq). SIGTERM stops gracefully."""

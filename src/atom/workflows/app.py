@@ -21,7 +21,7 @@ from atom.training.executor import current as current_executors
 from atom.workflows import machine
 from atom.workflows.executor import register_executor, unregister_executor
 from atom.workflows.runner import StepRunner
-from atom.workflows.scheduler import Scheduler
+from atom.workflows.scheduler import Scheduler, reclaim_at_start
 
 
 @dataclass
@@ -44,6 +44,7 @@ async def start(runner: StepRunner, *, scheduler: bool | None = None, executors:
     await runner.dispatcher.start()
     engine = Engine(runner=runner, executors=executors or current_executors())
     register_executor(engine.executors, runner)
+    await reclaim_at_start(runner)  # steps of this host's dead processes (a crash) go on now, not at lease expiry
     get_bus().on(machine.RUN_CANCELLED, runner.on_run_cancelled)
     if scheduler if scheduler is not None else runner.settings.workflow_scheduler_enabled:
         engine.scheduler = Scheduler(runner)

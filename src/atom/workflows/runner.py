@@ -22,8 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import socket
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -46,7 +44,7 @@ from atom.governance import service as governance
 from atom.observability.logging import get_logger
 from atom.security.secrets_store import load_cipher
 from atom.workflows import actions as workflow_actions
-from atom.workflows import machine, state, templates
+from atom.workflows import holders, machine, state, templates
 from atom.workflows.actions import ActionContext, ActionRegistry, WorkflowAction
 from atom.workflows.definition import WorkflowDefinition
 from atom.workflows.dispatch import Dispatcher, build_dispatcher
@@ -130,7 +128,7 @@ class StepRunner:
         self.settings = settings
         self.registry = registry or workflow_actions.current()
         self.clock = clock
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.worker_id = worker_id or holders.this_process()  # HOST:PID:START (holders.py)
         self.cipher = load_cipher(settings)
         self.dispatcher: Dispatcher = dispatcher or build_dispatcher(settings, self.run_step)
         self.http: httpx.AsyncClient = httpx.AsyncClient(follow_redirects=False)

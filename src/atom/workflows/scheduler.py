@@ -8,6 +8,11 @@ Each tick:
 - approvals: approval steps whose proposal was rejected or expired in the proposals list fail.
 - recovery: steps queued or claimed longer than the visibility timeout ago (a lost message, a worker
   that died) are dispatched again; the conditional claim lets one delivery run them.
+
+At start (`reclaim_at_start`, called by workflows/app.py before the first tick) a process does not wait
+for those timeouts where it can tell better: a step held by a dead process of this host (holders.py:
+its own earlier incarnation after a crash) has its lease ended and is dispatched again at once, and
+with the embedded executor the queued steps, which lived in a pool's memory, are dispatched again too.
 - event topics: event triggers are subscribed on the event bus.
 
 `tick(now)` is public so tests drive it with a controllable clock.
@@ -25,10 +30,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atom.config import WorkflowExecutorMode
 from atom.db.session import rows_affected
 from atom.events.bus import get_bus
 from atom.observability.logging import get_logger
-from atom.workflows import cron, flows, machine
+from atom.workflows import cron, flows, holders, machine
 from atom.workflows.definition import MissedPolicy
 from atom.workflows.models import RunStatus, StepRun, StepStatus, WorkflowRun, WorkflowTrigger
 
@@ -48,6 +54,44 @@ class TickReport:
     waits_released: int = 0
     approvals_settled: int = 0
     redispatched: int = 0
+
+
+async def reclaim_at_start(runner: StepRunner, *, limit: int = 10_000) -> int:
+    """Steps whose holder is known dead (and, embedded, queued ones) dispatched again now. Returns how many."""
+    now = runner.clock()
+    embedded = runner.settings.workflow_executor is WorkflowExecutorMode.EMBEDDED
+    held_here = and_(StepRun.status == StepStatus.RUNNING.value, StepRun.worker.like(f"{holders.host()}:%"))
+    queued = and_(StepRun.status == StepStatus.QUEUED.value, or_(StepRun.due_at.is_(None), StepRun.due_at <= now))
+    async with runner.db.session_scope() as session:
+        rows = (
+            await session.execute(
+                select(StepRun.id, StepRun.run_id, StepRun.dispatches, StepRun.status, StepRun.worker)
+                .join(WorkflowRun, WorkflowRun.id == StepRun.run_id)
+                .where(
+                    WorkflowRun.status == RunStatus.RUNNING.value,
+                    WorkflowRun.mode == "pool",
+                    or_(held_here, queued) if embedded else held_here,
+                )
+                .limit(limit)
+            )
+        ).all()
+    jobs: list[machine.QueuedStep] = []
+    for step_id, run_id, dispatches, status, worker in rows:
+        if status == StepStatus.RUNNING.value and (worker == runner.worker_id or not holders.is_dead(worker)):
+            continue
+        values: dict[str, Any] = {"dispatches": dispatches + 1, "queued_at": now}
+        condition = [StepRun.id == step_id, StepRun.dispatches == dispatches, StepRun.status == status]
+        if status == StepStatus.RUNNING.value:
+            values["lease_expires_at"] = now - timedelta(microseconds=1)  # the claim takes an expired lease over
+            condition.append(StepRun.worker == worker)
+        async with runner.db.session_scope() as session:
+            bumped = await session.execute(update(StepRun).where(*condition).values(**values))
+        if rows_affected(bumped) == 1:
+            jobs.append(machine.QueuedStep(step_id, run_id, dispatches + 1))
+    if jobs:
+        log.info("reclaimed workflow steps at start", count=len(jobs), worker=runner.worker_id)
+        await runner.dispatcher.dispatch(jobs)
+    return len(jobs)
 
 
 class Scheduler:
