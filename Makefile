@@ -25,6 +25,7 @@ test: $(STAMP)  ## the whole suite on SQLite and PostgreSQL (PostgreSQL/Redis te
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -23,6 +23,9 @@ from atom.db.session import Database
 from atom.governance import service as governance
 from atom.governance.cache import decision_cache
 from atom.governance.policy import GovernanceContext
+from atom.registries import ensure_registries
+
+ACTION = "get_current_time"  # an implemented complexity-1 action (a tool): allowed for every level, cached
 
 
 def per_call_ns(fn: object, calls: int) -> list[float]:
@@ -43,6 +46,7 @@ def throughput(fn: object, calls: int) -> float:
 
 
 async def in_process(calls: int) -> None:
+    ensure_registries()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(_env_file=None, data_dir=Path(tmp))  # type: ignore[call-arg]
         db = Database(settings)
@@ -55,10 +59,10 @@ async def in_process(calls: int) -> None:
                 settings=settings,
             )
         context = GovernanceContext()
-        key = context.cache_key("read")
+        key = context.cache_key(ACTION)
         async with db.sessionmaker() as session:
             first = await governance.check(
-                session=session, agent_id=agent.id, action="read", context=context, settings=settings
+                session=session, agent_id=agent.id, action=ACTION, context=context, settings=settings
             )
             await session.commit()
             assert first.allowed
@@ -75,7 +79,7 @@ async def in_process(calls: int) -> None:
 
             async def full() -> None:
                 await governance.check(
-                    session=session, agent_id=agent.id, action="read", context=context, settings=settings
+                    session=session, agent_id=agent.id, action=ACTION, context=context, settings=settings
                 )
 
             # the full async path, awaited in a tight loop (every call is a cache hit: no database work)
@@ -136,7 +140,7 @@ async def over_http(requests: int, concurrency: int) -> None:
             agent = (
                 await client.post(f"{base}/api/agents", json={"name": "bench", "confidence": 0.95}, headers=headers)
             ).json()
-        body = {"agent_id": agent["id"], "action": "read"}
+        body = {"agent_id": agent["id"], "action": ACTION}
         rate, lat = await hammer(f"{base}/api/governance/check", requests, concurrency, body, headers)
     print(f"\nPOST /api/governance/check over HTTP, {requests} requests, {concurrency} concurrent (server: 1 process)")
     print(f"{'server':<16}{'req/s':>10}{'P50 ms':>9}{'P99 ms':>9}")

@@ -45,11 +45,13 @@ from atom.db import migrate
 from atom.db.session import Database
 from atom.events.bus import build_bus, get_bus, reset_bus, set_bus
 from atom.governance.policy import TriggerKind
+from atom.registries import ensure_registries
+from atom.workflows import app as workflows_app
 from atom.workflows import flows, service
-from atom.workflows.actions import ActionContext, default_registry
-from atom.workflows.engine import WORKFLOW_COMPLETED
+from atom.workflows.actions import ActionContext
+from atom.workflows.machine import WORKFLOW_COMPLETED
 from atom.workflows.models import StepRun
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows.runner import StepRunner
 
 STEPS = 5
 WORKFLOW = "name: bench\nagent: bench\nsteps:\n" + "".join(
@@ -64,7 +66,7 @@ WORKFLOW = "name: bench\nagent: bench\nsteps:\n" + "".join(
 async def plain_await_floor(settings: Settings, db: Database, calls: int) -> dict[str, float]:
     import httpx
 
-    action = default_registry().get("noop")
+    action = ensure_registries().actions.get("noop")
     assert action is not None
     params = action.validate({"n": 1})
     async with httpx.AsyncClient() as http:
@@ -105,7 +107,7 @@ async def bare_transaction_floor(db: Database, calls: int) -> dict[str, float]:
 # --- shared set-up ----------------------------------------------------------------------------
 
 
-async def prepare(db: Database, settings: Settings, engine: WorkflowEngine) -> str:
+async def prepare(db: Database, settings: Settings, engine: StepRunner) -> str:
     await migrate.upgrade(db)
     async with db.session_scope() as s:
         await agents_service.create_agent(
@@ -120,7 +122,7 @@ async def prepare(db: Database, settings: Settings, engine: WorkflowEngine) -> s
     return workflow.id
 
 
-async def start_run(engine: WorkflowEngine, workflow_id: str) -> str:
+async def start_run(engine: StepRunner, workflow_id: str) -> str:
     result = await flows.start_workflow(
         engine, workflow_ref=workflow_id, inputs={}, source="bench", kind=TriggerKind.MANUAL, payload={}
     )
@@ -206,10 +208,10 @@ async def embedded(sequential: int, concurrent: int, floor_calls: int) -> bool:
             _env_file=None, data_dir=Path(tmp), secret_key=Fernet.generate_key().decode(), log_level="WARNING"
         )
         db = Database(settings)
-        engine = WorkflowEngine(db=db, settings=settings)
+        engine = StepRunner(db=db, settings=settings)
         try:
             workflow_id = await prepare(db, settings, engine)
-            await engine.start(scheduler=False)
+            engine_started = await workflows_app.start(engine, scheduler=False)
             done = Completions()
             floor = await plain_await_floor(settings, db, floor_calls)
             txn = await bare_transaction_floor(db, 500)
@@ -226,7 +228,7 @@ async def embedded(sequential: int, concurrent: int, floor_calls: int) -> bool:
             await done.wait(list(batch))
             elapsed = time.perf_counter() - started
         finally:
-            await engine.stop()
+            await workflows_app.stop(engine_started)
             await db.dispose()
     runs_per_s = concurrent / elapsed
     print(
@@ -297,10 +299,10 @@ async def scale_out(pg_server: str, redis_url: str, runs: int, concurrency: int,
             bus = build_bus(settings)  # Redis: the workers' workflow.completed events reach this process
             await bus.start()
             set_bus(bus)
-            engine = WorkflowEngine(db=db, settings=settings)  # the API side: enqueues, runs no steps
+            engine = StepRunner(db=db, settings=settings)  # the API side: enqueues, runs no steps
             try:
                 workflow_id = await prepare(db, settings, engine)
-                await engine.start(scheduler=False)
+                engine_started = await workflows_app.start(engine, scheduler=False)
                 done = Completions()
                 floor = await plain_await_floor(settings, db, floor_calls)
                 txn = await bare_transaction_floor(db, 500)
@@ -321,7 +323,7 @@ async def scale_out(pg_server: str, redis_url: str, runs: int, concurrency: int,
                 overhead = summary(step_overheads(await step_times(db, sequential)))
                 rate = executions_per_s(await step_times(db, batch))
             finally:
-                await engine.stop()
+                await workflows_app.stop(engine_started)
                 await db.dispose()
                 await bus.stop()
                 reset_bus()
@@ -344,6 +346,7 @@ def main() -> int:
     parser.add_argument("--worker-concurrency", type=int, default=16)
     parser.add_argument("--floor-calls", type=int, default=20000)
     args = parser.parse_args()
+    ensure_registries()
     ok = asyncio.run(embedded(args.sequential, args.concurrent, args.floor_calls))
     pg, redis = os.environ.get("ATOM_TEST_POSTGRES_URL"), os.environ.get("ATOM_TEST_REDIS_URL")
     if pg and redis:

@@ -5,6 +5,8 @@
   emptied after each test that uses `db` (tests that only take `settings` must also take `db`).
 - `app`, `client`: the FastAPI app and an httpx client bound to it in-process.
 - `make_user(role)`: a user with an API key -> `UserWithKey` (use `.headers`).
+- `registries` (autouse): fresh registries (catalogue, tools, workflow actions, executors) installed
+  for each test, as `create_app` and the CLI build them; what a test registers does not leak.
 Domain factories live in `tests/support/`.
 """
 
@@ -24,12 +26,22 @@ from atom.config import Settings
 from atom.db import migrate
 from atom.db.session import Database
 from atom.main import create_app
+from atom.registries import Registries, build_registries
+from atom.registries import install as install_registries
 from atom.security import service as security
 from atom.security.models import Role
 from atom.security.schemas import UserCreate
 from tests.support import databases
 
 TEST_SECRET_KEY = "kZ3c3v1cZ0Q1n7o6b3m2c0x9w8v7u6t5s4r3q2p1o0A="
+
+
+@pytest.fixture(autouse=True)
+def registries() -> Iterator[Registries]:
+    built = build_registries()
+    install_registries(built)
+    yield built
+    install_registries(None)
 
 
 @pytest.fixture(scope="session")

@@ -15,17 +15,16 @@ from atom import __version__
 from atom.api import include_api_routers
 from atom.chat import routing as chat_routing
 from atom.config import Settings
-from atom.db import migrate
 from atom.db.session import Database
-from atom.errors import AtomError, ConfigurationError
+from atom.errors import AtomError
 from atom.events.bus import build_bus, reset_bus, set_bus
 from atom.governance.cache import decision_cache
 from atom.llm.gateway import close_gateway
 from atom.observability.health import router as health_router
 from atom.observability.logging import configure_logging, get_logger
 from atom.observability.middleware import RequestContextMiddleware
-from atom.process import settle_heap
-from atom.security.secrets_store import load_cipher
+from atom.process import check_startup, settle_heap
+from atom.registries import ensure_registries
 from atom.workflows import app as workflows_app
 from atom.workflows.hooks import router as webhooks_router
 
@@ -110,25 +109,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(code, message, details), exc.status_code, headers=exc.headers)
 
 
-async def check_startup(db: Database, settings: Settings) -> None:
-    """Fail fast with one clear line instead of serving errors."""
-    load_cipher(settings)  # a wrong ATOM_SECRET_KEY or key file would otherwise surface at the first secret
-    try:
-        await db.ping()
-    except Exception as exc:
-        raise ConfigurationError(
-            f"cannot reach the database ({type(exc).__name__}).",
-            setting="ATOM_DATABASE_URL",
-            fix="check the URL and that the server is running, or unset it to use SQLite in ATOM_DATA_DIR.",
-        ) from exc
-    if not await migrate.is_at_head(db):
-        raise ConfigurationError(
-            "the database schema is not at the latest migration.",
-            setting="ATOM_DATABASE_URL",
-            fix="run `atom-os init` (new install) or `atom-os db upgrade`.",
-        )
-
-
 def create_app(settings: Settings, *, db: Database | None = None, configure_logs: bool = True) -> FastAPI:
     if configure_logs:
         configure_logging(settings)
@@ -144,12 +124,12 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
             set_bus(bus)
             app.state.bus = bus
             decision_cache.ttl_s = settings.governance_cache_ttl_s
-            await workflows_app.start(app, database, settings)  # workflow engine: worker pool + scheduler
+            await workflows_app.start_in_app(app, database, settings)  # workflow engine: worker pool + scheduler
             log.info("atom started", version=__version__, database=database.dialect, events=type(bus).__name__)
             settle_heap()
             yield
         finally:
-            await workflows_app.stop(app)
+            await workflows_app.stop_in_app(app)
             await close_gateway(app.state)  # the LLM providers' SDK clients
             await bus.drain()
             await bus.stop()
@@ -170,6 +150,9 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)
     include_api_routers(app)
-    chat_routing.install(app.state)  # agent plans run later (a supervisor connecting) use this app's LLM gateway
+    registries = ensure_registries()  # the catalogue, tools, workflow actions and executors of this process
+    app.state.registries = registries
+    # agent plans run later (a supervisor connecting) use this app's LLM gateway
+    chat_routing.install(registries.executors, app.state)
     app.include_router(webhooks_router)  # /hooks: signed webhooks, outside /api (no API key; see docs/workflows.md)
     return app

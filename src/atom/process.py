@@ -1,8 +1,14 @@
-"""Process-wide tuning applied once a server or worker has started."""
+"""What every server and worker process does at start: check its configuration, then settle its heap."""
 
 from __future__ import annotations
 
 import gc
+
+from atom.config import Settings
+from atom.db import migrate
+from atom.db.session import Database
+from atom.errors import ConfigurationError
+from atom.security.secrets_store import load_cipher
 
 
 def settle_heap() -> None:
@@ -13,3 +19,22 @@ def settle_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+async def check_startup(db: Database, settings: Settings) -> None:
+    """Fail fast with one clear line instead of serving errors."""
+    load_cipher(settings)  # a wrong ATOM_SECRET_KEY or key file would otherwise surface at the first secret
+    try:
+        await db.ping()
+    except Exception as exc:
+        raise ConfigurationError(
+            f"cannot reach the database ({type(exc).__name__}).",
+            setting="ATOM_DATABASE_URL",
+            fix="check the URL and that the server is running, or unset it to use SQLite in ATOM_DATA_DIR.",
+        ) from exc
+    if not await migrate.is_at_head(db):
+        raise ConfigurationError(
+            "the database schema is not at the latest migration.",
+            setting="ATOM_DATABASE_URL",
+            fix="run `atom-os init` (new install) or `atom-os db upgrade`.",
+        )

@@ -145,15 +145,22 @@ async def test_permissions_dry_run_and_check_endpoint(client: httpx.AsyncClient,
     view = (await client.get(f"/api/agents/{agent['id']}/permissions", headers=operator.headers)).json()
     rows = {row["action"]: row for row in view["actions"]}
     assert view["level"] == "INTERN"
-    assert rows["present_chart"]["manual"] == "allow" and rows["present_chart"]["automated"] == "propose"
+    assert rows["get_current_time"]["manual"] == "allow" and rows["get_current_time"]["automated"] == "propose"
     assert rows["send_email"]["manual"] == "deny"
+    # catalogued by RULES.md but implemented by nothing: not available, however low its complexity
+    assert rows["present_chart"]["manual"] == rows["present_chart"]["automated"] == "deny"
+    assert rows["present_chart"]["reason_code_manual"] == "UNKNOWN_ACTION"
     actions = (await client.get("/api/governance/actions", headers=operator.headers)).json()
-    assert {"name": "stream_chat", "complexity": 2}.items() <= next(
+    assert {"name": "stream_chat", "complexity": 2, "implemented_by": "chat", "available": True}.items() <= next(
         a for a in actions if a["name"] == "stream_chat"
     ).items()
+    by_name = {a["name"]: a for a in actions}
+    assert (by_name["browser_click"]["implemented_by"], by_name["browser_click"]["available"]) == ("planned", False)
+    assert by_name["slack_post_message"]["implemented_by"] == "integration"
+    assert by_name["get_current_time"]["implemented_by"] == "tool" and by_name["noop"]["implemented_by"] == "workflow"
     decided = await client.post(
         "/api/governance/check",
-        json={"agent_id": agent["id"], "action": "analyze", "trigger": "automated"},
+        json={"agent_id": agent["id"], "action": "get_current_time", "trigger": "automated"},
         headers=operator.headers,
     )
     body = decided.json()

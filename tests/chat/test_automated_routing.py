@@ -23,7 +23,8 @@ from atom.cli.main import app as cli
 from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
-from atom.runtime.tools import Tool, tools
+from atom.runtime import tools as runtime_tools
+from atom.runtime.tools import Tool
 from atom.training import supervision
 from atom.training.models import AgentProposal, BlockedTriggerContext, SupervisionSession
 from tests.chat.conftest import WatchedOpenAIServer, agent_named, parse_sse
@@ -71,6 +72,7 @@ def notes() -> Iterator[Notes]:
         Tool("test_erase_notes", 4, "test: erase every note", NoteParams, erase_notes),
         Tool("test_held_note", 1, "test: write a note, held open until the test lets go", NoteParams, held_note),
     ]
+    tools = runtime_tools.current()
     for tool in registered:
         tools.register(tool)
     yield state

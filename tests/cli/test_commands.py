@@ -145,3 +145,21 @@ async def test_audit_list_filters(env: dict[str, str], db: Database) -> None:
     code, out = await ainvoke(env, "audit", "verify")
     assert code == 0 and "chain intact: 4 records" in out
     assert (await ainvoke(env, "audit", "list", "--limit", "0"))[0] != 0
+
+
+async def test_agents_show_lists_planned_actions_as_unavailable(env: dict[str, str], db: Database) -> None:
+    from atom.governance.maturity import MaturityLevel
+    from tests.support.agents import make_agent
+
+    settings = Settings(_env_file=None, data_dir=Path(env["ATOM_DATA_DIR"]), database_url=env.get("ATOM_DATABASE_URL"))  # type: ignore[call-arg]
+    await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="shown")
+    code, out = await ainvoke(env, "agents", "show", "shown")
+    assert code == 0, out
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") >= 4}
+    for planned in ("browser_click", "device_screen_record", "canvas_submit"):
+        assert "unavailable" in rows[planned] and "allow" not in rows[planned], rows[planned]
+    assert "allow" in rows["get_current_time"]
+    code, out = await ainvoke(env, "governance", "actions")
+    assert code == 0
+    listed = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") >= 4}
+    assert "planned" in listed["browser_click"] and "integration" in listed["slack_post_message"]

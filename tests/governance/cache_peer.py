@@ -15,10 +15,12 @@ from atom.events.bus import RedisBus, set_bus
 from atom.governance import service as governance
 from atom.governance.cache import decision_cache
 from atom.governance.policy import GovernanceContext
+from atom.registries import ensure_registries
 
 
 async def main(database_url: str, redis_url: str, agent_id: str) -> None:
     settings = Settings(_env_file=None, database_url=database_url or None, redis_url=redis_url)  # type: ignore[call-arg]
+    ensure_registries().catalogue.implement("create", "test")  # as in tests/governance/conftest.py
     db = Database(settings)
     bus = RedisBus(redis_url)
     await bus.start()

@@ -15,6 +15,7 @@ from atom.governance import service as governance
 from atom.governance.cache import decision_cache
 from atom.governance.maturity import MaturityLevel, MaturityThresholds
 from atom.governance.policy import GovernanceContext, Outcome, TriggerKind
+from atom.registries import Registries
 from tests.support.agents import make_agent
 
 ACTION_BY_COMPLEXITY = {1: "read", 2: "analyze", 3: "create", 4: "delete"}
@@ -139,7 +140,30 @@ async def test_unknown_action_is_denied_even_for_autonomous(db: Database, settin
             session=s, agent_id=agent.id, action="delete_invoice", context=GovernanceContext(), settings=settings
         )
     assert unknown.reason_code == "UNKNOWN_ACTION" and not unknown.allowed and unknown.complexity == 4
-    assert prefixed.allowed and prefixed.complexity == 4
+    # classified by its verb prefix (complexity 4, for the record), but nothing implements it
+    assert prefixed.reason_code == "UNKNOWN_ACTION" and not prefixed.allowed and prefixed.complexity == 4
+
+
+async def test_a_planned_action_is_not_available_though_rules_classify_it(
+    db: Database, settings: Settings, registries: Registries
+) -> None:
+    """RULES.md lists browser_click (3) and present_chart (1); nothing implements them: denied, not allowed."""
+    agent = await make_agent(db, settings, MaturityLevel.AUTONOMOUS)
+    for name, complexity in (("browser_click", 3), ("present_chart", 1), ("device_screen_record", 3)):
+        spec = registries.catalogue.get(name)
+        assert spec is not None and spec.complexity == complexity and spec.implemented_by == "planned"
+        async with db.session_scope() as s:
+            decision = await governance.check(
+                session=s, agent_id=agent.id, action=name, context=GovernanceContext(), settings=settings
+            )
+        assert (decision.allowed, decision.reason_code, decision.complexity) == (False, "UNKNOWN_ACTION", complexity)
+        assert "nothing implements it" in decision.reason
+    rows = {
+        name: (manual, automated)
+        for name, _, manual, automated in governance.dry_run(MaturityLevel.AUTONOMOUS, "active", agent.id)
+    }
+    assert rows["browser_click"][0].reason_code == rows["browser_click"][1].reason_code == "UNKNOWN_ACTION"
+    assert rows["get_current_time"][0].allowed  # a tool implements it
 
 
 async def test_internal_error_denies(db: Database, settings: Settings) -> None:

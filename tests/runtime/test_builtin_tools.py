@@ -9,9 +9,9 @@ import pytest
 
 from atom.config import Settings
 from atom.errors import InvalidInput
-from atom.governance.catalogue import catalogue
+from atom.governance import catalogue
+from atom.runtime import tools
 from atom.runtime.context import ToolContext, current_tool_context
-from atom.runtime.tools import tools
 from tests.conftest import make_settings
 from tests.support.integration_servers import HttpServer, serve
 
@@ -28,7 +28,7 @@ def _settings(tmp_path: Path, **overrides: object) -> Settings:
 
 
 async def _call(settings: Settings, name: str, params: dict[str, object], depth: int = 0) -> dict[str, object]:
-    tool = tools.get(name)
+    tool = tools.current().get(name)
     assert tool is not None
     token = current_tool_context.set(ToolContext(settings=settings, agent_id="a", execution_id="e", depth=depth))
     try:
@@ -38,12 +38,12 @@ async def _call(settings: Settings, name: str, params: dict[str, object], depth:
 
 
 def test_http_request_is_governed_by_method() -> None:
-    tool = tools.get("http_request")
+    tool = tools.current().get("http_request")
     assert tool is not None
     expected = {"GET": 1, "HEAD": 1, "POST": 3, "PUT": 3, "PATCH": 3, "DELETE": 4}
     for method, complexity in expected.items():
         action = tool.governance_action(tool.validate({"method": method, "url": "https://example.com/"}))
-        assert action == f"http_{method.lower()}" and catalogue.classify(action) == (complexity, True)
+        assert action == f"http_{method.lower()}" and catalogue.current().classify(action) == (complexity, True)
     assert tool.governance_action(tool.validate({"method": "delete", "url": "https://example.com/x"})) == "http_delete"
 
 
@@ -75,7 +75,7 @@ async def test_http_request_reaches_loopback_when_allowed(http_server: tuple[Htt
 
 
 def test_http_request_arguments_are_validated() -> None:
-    tool = tools.get("http_request")
+    tool = tools.current().get("http_request")
     assert tool is not None
     for bad in ({"url": "ftp://example.com/file"}, {"url": "https://example.com", "method": "TRACE"}, {}):
         with pytest.raises(InvalidInput) as refused:
@@ -91,7 +91,7 @@ async def test_delegation_depth_limit_and_outside_a_run(tmp_path: Path) -> None:
         calls.append((agent, task))
         return {"status": "completed"}
 
-    tool = tools.get("delegate_to_agent")
+    tool = tools.current().get("delegate_to_agent")
     assert tool is not None
     params = tool.validate({"agent": "b", "task": "t"})
     for depth, allowed in ((0, True), (1, True), (2, False)):

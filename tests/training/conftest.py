@@ -11,7 +11,8 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from atom.runtime.tools import Tool, tools
+from atom.runtime import tools as runtime_tools
+from atom.runtime.tools import Tool
 from tests.support.live_server import serving
 
 
@@ -68,6 +69,7 @@ def effects() -> Iterator[SideEffects]:
         Tool("test_gated_step", 1, "test: a step the test holds open", RecordParams, gated),
         Tool("test_explode", 1, "test: a tool that fails", FailParams, explode),
     ]
+    tools = runtime_tools.current()
     for tool in registered:
         tools.register(tool)
     yield recorded

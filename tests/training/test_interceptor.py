@@ -94,7 +94,8 @@ async def test_autonomous_runs(
     assert effects.calls == [("test_read_record", "a")]
     unknown = await _fire(client, admin, agent.id, PLAN)
     failed = unknown["run"]["steps"][-1]  # type: ignore[index]
-    assert failed["status"] == "failed" and "no tool performs 'analyze'" in failed["error"]
+    # RULES.md classifies `analyze` but nothing implements it: governance denies it as not available
+    assert failed["status"] == "denied" and failed["reason_code"] == "UNKNOWN_ACTION"
 
 
 @pytest.mark.parametrize("level", list(MaturityLevel))

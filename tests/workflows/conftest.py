@@ -17,11 +17,12 @@ from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.policy import TriggerKind
 from atom.security import secrets_store
+from atom.workflows import app as workflows_app
 from atom.workflows import flows, service
 from atom.workflows.actions import ActionContext
-from atom.workflows.engine import QueuedStep
+from atom.workflows.machine import QueuedStep
 from atom.workflows.models import StepRun, Workflow, WorkflowRun
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows.runner import StepRunner
 from tests.support.integration_servers import AsanaServer, HttpServer, SlackServer, SmtpServer, serve
 
 
@@ -56,7 +57,9 @@ def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
 
 async def put_secret(db: Database, settings: Settings, name: str, value: str) -> None:
     async with db.session_scope() as s:
-        await secrets_store.create(session=s, cipher=secrets_store.load_cipher(settings), name=name, value=value)
+        await secrets_store.create(
+            session=s, cipher=secrets_store.load_cipher(settings), name=name, value=value, actor=audit.Actor.system()
+        )
 
 
 MakeContext = Callable[..., Awaitable[ActionContext]]
@@ -119,15 +122,15 @@ class FakeClock:
 
 
 @pytest.fixture
-async def engine(settings: Settings, db: Database) -> AsyncIterator[WorkflowEngine]:
+async def engine(settings: Settings, db: Database) -> AsyncIterator[StepRunner]:
     """An embedded engine (worker pool, no scheduler loop: tests call `tick`), real clock."""
-    eng = WorkflowEngine(db=db, settings=settings)
-    await eng.start(scheduler=False)
+    eng = StepRunner(db=db, settings=settings)
+    eng_started = await workflows_app.start(eng, scheduler=False)
     yield eng
-    await eng.stop()
+    await workflows_app.stop(eng_started)
 
 
-async def make_workflow(db: Database, engine: WorkflowEngine, source: str) -> Workflow:
+async def make_workflow(db: Database, engine: StepRunner, source: str) -> Workflow:
     async with db.session_scope() as s:
         workflow, _ = await service.create_workflow(
             session=s, source=source, fmt=None, registry=engine.registry, actor=audit.Actor.system()
@@ -136,7 +139,7 @@ async def make_workflow(db: Database, engine: WorkflowEngine, source: str) -> Wo
 
 
 async def start(
-    engine: WorkflowEngine,
+    engine: StepRunner,
     workflow: Workflow | str,
     inputs: dict[str, Any] | None = None,
     *,

@@ -13,7 +13,7 @@ from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
 from atom.security.models import Role
 from atom.workflows.models import Workflow, WorkflowVersion
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows.runner import StepRunner
 from tests.conftest import MakeUser, UserWithKey
 from tests.support.agents import make_agent
 from tests.support.integration_servers import HttpServer
@@ -66,7 +66,7 @@ async def _operator(settings: Settings, db: Database, make_user: MakeUser) -> Us
 
 
 async def test_a_bad_definition_is_refused_with_lines_and_fields_and_nothing_is_stored(
-    settings: Settings, db: Database, engine: WorkflowEngine, client: httpx.AsyncClient, make_user: MakeUser
+    settings: Settings, db: Database, engine: StepRunner, client: httpx.AsyncClient, make_user: MakeUser
 ) -> None:
     operator = await _operator(settings, db, make_user)
     h = operator.headers
@@ -98,7 +98,7 @@ async def test_a_bad_definition_is_refused_with_lines_and_fields_and_nothing_is_
 
 
 async def test_create_update_versions_list_show_and_delete(
-    settings: Settings, db: Database, engine: WorkflowEngine, client: httpx.AsyncClient, make_user: MakeUser
+    settings: Settings, db: Database, engine: StepRunner, client: httpx.AsyncClient, make_user: MakeUser
 ) -> None:
     operator = await _operator(settings, db, make_user)
     h = operator.headers
@@ -136,7 +136,7 @@ async def test_create_update_versions_list_show_and_delete(
 
 
 async def test_run_now_with_inputs_list_and_show_runs(
-    settings: Settings, db: Database, engine: WorkflowEngine, client: httpx.AsyncClient, make_user: MakeUser
+    settings: Settings, db: Database, engine: StepRunner, client: httpx.AsyncClient, make_user: MakeUser
 ) -> None:
     operator = await _operator(settings, db, make_user)
     h = operator.headers
@@ -180,7 +180,7 @@ async def test_run_now_with_inputs_list_and_show_runs(
 async def test_cancel_a_waiting_run_and_retry_a_failed_one_from_its_failed_step(
     settings: Settings,
     db: Database,
-    engine: WorkflowEngine,
+    engine: StepRunner,
     client: httpx.AsyncClient,
     make_user: MakeUser,
     http_api: tuple[HttpServer, str],
@@ -240,7 +240,7 @@ steps:
 
 
 async def test_roles_viewers_read_operators_change_and_run_approvers_decide(
-    settings: Settings, db: Database, engine: WorkflowEngine, client: httpx.AsyncClient, make_user: MakeUser
+    settings: Settings, db: Database, engine: StepRunner, client: httpx.AsyncClient, make_user: MakeUser
 ) -> None:
     operator = await _operator(settings, db, make_user)
     viewer = await make_user(Role.VIEWER)

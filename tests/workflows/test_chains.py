@@ -13,7 +13,8 @@ import pytest
 from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows import app as workflows_app
+from atom.workflows.runner import StepRunner
 from tests.support.agents import make_agent
 from tests.workflows.conftest import Collected, load_run, make_workflow, start
 
@@ -38,17 +39,17 @@ steps:
 
 
 @pytest.fixture
-async def collected(settings: Settings, db: Database) -> AsyncIterator[tuple[WorkflowEngine, Collected]]:
+async def collected(settings: Settings, db: Database) -> AsyncIterator[tuple[StepRunner, Collected]]:
     await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="runner")
     queue = Collected()
-    engine = WorkflowEngine(db=db, settings=settings, dispatcher=queue, worker_id="w1")
-    await engine.start(scheduler=False)
+    engine = StepRunner(db=db, settings=settings, dispatcher=queue, worker_id="w1")
+    engine_started = await workflows_app.start(engine, scheduler=False)
     yield engine, queue
-    await engine.stop()
+    await workflows_app.stop(engine_started)
 
 
 async def test_a_line_of_steps_runs_on_one_worker_without_the_queue(
-    db: Database, collected: tuple[WorkflowEngine, Collected]
+    db: Database, collected: tuple[StepRunner, Collected]
 ) -> None:
     engine, queue = collected
     started = await start(engine, await make_workflow(db, engine, LINE))
@@ -67,7 +68,7 @@ async def test_a_line_of_steps_runs_on_one_worker_without_the_queue(
 
 
 async def test_a_worker_that_may_not_go_on_hands_the_next_step_to_the_queue(
-    db: Database, collected: tuple[WorkflowEngine, Collected]
+    db: Database, collected: tuple[StepRunner, Collected]
 ) -> None:
     engine, queue = collected
     engine.may_continue = lambda: False  # as a stopping worker
@@ -87,7 +88,7 @@ async def test_a_worker_that_may_not_go_on_hands_the_next_step_to_the_queue(
 
 
 async def test_of_two_steps_made_ready_one_goes_on_here_and_the_other_to_the_queue(
-    db: Database, collected: tuple[WorkflowEngine, Collected]
+    db: Database, collected: tuple[StepRunner, Collected]
 ) -> None:
     engine, queue = collected
     started = await start(engine, await make_workflow(db, engine, FORK))
@@ -130,28 +131,29 @@ async def test_a_run_cancelled_elsewhere_during_a_chained_step_stops_after_it(se
 
     from atom.audit import service as audit
     from atom.db.base import utcnow
-    from atom.workflows import engine as run_engine
-    from atom.workflows.actions import ActionContext, NoopParams, WorkflowAction, build_registry
+    from atom.workflows import actions as workflow_actions
+    from atom.workflows import machine
+    from atom.workflows.actions import ActionContext, NoopParams, WorkflowAction
 
     async def cancel_own_run(params: BaseModel, ctx: ActionContext) -> dict[str, str]:
         async with db.session_scope() as s:
-            await run_engine.cancel_run(s, run_id=ctx.run_id, actor=audit.Actor.system(), now=utcnow())
+            await machine.cancel_run(s, run_id=ctx.run_id, actor=audit.Actor.system(), now=utcnow())
         return {"cancelled": ctx.run_id}
 
-    registry = build_registry()
+    registry = workflow_actions.current()
     registry.register(
         WorkflowAction("test_cancel_own_run", 1, "Cancels its own run (tests).", NoopParams, cancel_own_run)
     )
     await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="runner")
     queue = Collected()
-    engine = WorkflowEngine(db=db, settings=settings, dispatcher=queue, registry=registry)
-    await engine.start(scheduler=False)
+    engine = StepRunner(db=db, settings=settings, dispatcher=queue, registry=registry)
+    engine_started = await workflows_app.start(engine, scheduler=False)
     try:
         started = await start(engine, await make_workflow(db, engine, CANCEL_AT_TWO))
         assert started.run_id is not None
         await engine.run_step(queue.jobs[0].step_run_id)
     finally:
-        await engine.stop()
+        await workflows_app.stop(engine_started)
 
     view = await load_run(db, started.run_id)
     assert view.status == "cancelled"

@@ -11,9 +11,10 @@ from atom.audit import service as audit
 from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
+from atom.workflows import app as workflows_app
 from atom.workflows import flows
 from atom.workflows.models import StepRun
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows.runner import StepRunner
 from tests.support.agents import make_agent
 from tests.support.integration_servers import HttpServer
 from tests.workflows.conftest import FakeClock, load_run, make_workflow, start, wait_run, wait_step
@@ -24,7 +25,7 @@ def paths(server: HttpServer) -> list[str]:
 
 
 async def test_steps_run_in_dag_order_and_outputs_flow_downstream(
-    settings: Settings, db: Database, engine: WorkflowEngine, http_api: tuple[HttpServer, str]
+    settings: Settings, db: Database, engine: StepRunner, http_api: tuple[HttpServer, str]
 ) -> None:
     server, url = http_api
     agent = await make_agent(db, settings, MaturityLevel.STUDENT, name="reader")
@@ -72,7 +73,7 @@ steps:
 
 
 async def test_parallel_branches_run_at_the_same_time(
-    settings: Settings, db: Database, engine: WorkflowEngine, http_api: tuple[HttpServer, str]
+    settings: Settings, db: Database, engine: StepRunner, http_api: tuple[HttpServer, str]
 ) -> None:
     _server, url = http_api
     await make_agent(db, settings, MaturityLevel.STUDENT, name="par")
@@ -106,7 +107,7 @@ steps:
 
 
 async def test_conditions_skip_steps_and_dependents_still_run(
-    settings: Settings, db: Database, engine: WorkflowEngine, http_api: tuple[HttpServer, str]
+    settings: Settings, db: Database, engine: StepRunner, http_api: tuple[HttpServer, str]
 ) -> None:
     server, url = http_api
     await make_agent(db, settings, MaturityLevel.STUDENT, name="cond")
@@ -143,7 +144,7 @@ steps:
 
 
 async def test_a_missing_template_variable_fails_the_step_not_renders_empty(
-    settings: Settings, db: Database, engine: WorkflowEngine, http_api: tuple[HttpServer, str]
+    settings: Settings, db: Database, engine: StepRunner, http_api: tuple[HttpServer, str]
 ) -> None:
     server, url = http_api
     await make_agent(db, settings, MaturityLevel.STUDENT, name="tmpl")
@@ -174,7 +175,7 @@ steps:
 
 
 async def test_retries_back_off_until_success_then_exhaust(
-    settings: Settings, db: Database, engine: WorkflowEngine, http_api: tuple[HttpServer, str]
+    settings: Settings, db: Database, engine: StepRunner, http_api: tuple[HttpServer, str]
 ) -> None:
     server, url = http_api
     await make_agent(db, settings, MaturityLevel.STUDENT, name="retry")
@@ -208,7 +209,7 @@ steps:
 
 
 async def test_a_step_that_runs_too_long_times_out(
-    settings: Settings, db: Database, engine: WorkflowEngine, http_api: tuple[HttpServer, str]
+    settings: Settings, db: Database, engine: StepRunner, http_api: tuple[HttpServer, str]
 ) -> None:
     _, url = http_api
     await make_agent(db, settings, MaturityLevel.STUDENT, name="slow")
@@ -233,7 +234,7 @@ steps:
 
 
 async def test_on_failure_continue_and_failure_handlers(
-    settings: Settings, db: Database, engine: WorkflowEngine, http_api: tuple[HttpServer, str]
+    settings: Settings, db: Database, engine: StepRunner, http_api: tuple[HttpServer, str]
 ) -> None:
     server, url = http_api
     await make_agent(db, settings, MaturityLevel.STUDENT, name="handler")
@@ -278,7 +279,7 @@ steps:
 
 
 async def test_governance_refuses_a_step_beyond_the_agents_level(
-    settings: Settings, db: Database, engine: WorkflowEngine, http_api: tuple[HttpServer, str]
+    settings: Settings, db: Database, engine: StepRunner, http_api: tuple[HttpServer, str]
 ) -> None:
     server, url = http_api
     await make_agent(db, settings, MaturityLevel.STUDENT, name="student")
@@ -302,7 +303,7 @@ steps:
 
 
 async def test_cancel_stops_a_running_step_and_the_rest(
-    settings: Settings, db: Database, engine: WorkflowEngine, http_api: tuple[HttpServer, str]
+    settings: Settings, db: Database, engine: StepRunner, http_api: tuple[HttpServer, str]
 ) -> None:
     server, url = http_api
     await make_agent(db, settings, MaturityLevel.STUDENT, name="cancel")
@@ -333,7 +334,7 @@ steps:
 
 
 async def test_retry_from_the_failed_step_keeps_completed_side_effects(
-    settings: Settings, db: Database, engine: WorkflowEngine, http_api: tuple[HttpServer, str]
+    settings: Settings, db: Database, engine: StepRunner, http_api: tuple[HttpServer, str]
 ) -> None:
     server, url = http_api
     await make_agent(db, settings, MaturityLevel.SUPERVISED, name="retrier")
@@ -381,8 +382,8 @@ async def test_a_step_lost_with_its_worker_is_redelivered_and_never_repeats_its_
     await make_agent(db, settings, MaturityLevel.SUPERVISED, name="durable")
     clock = FakeClock()
     clock.now = clock.now.replace(year=2030)
-    first = WorkflowEngine(db=db, settings=settings, clock=clock, worker_id="worker-a")
-    await first.start(scheduler=False)
+    first = StepRunner(db=db, settings=settings, clock=clock, worker_id="worker-a")
+    first_started = await workflows_app.start(first, scheduler=False)
     workflow = await make_workflow(
         db,
         first,
@@ -404,11 +405,11 @@ steps:
     view = await wait_step(db, started.run_id, "charge", "running")
     while not server.applied:  # noqa: ASYNC110 - the fixture server exposes a list, not an event
         await asyncio.sleep(0.01)
-    await first.stop()  # the worker dies mid-step: nothing recorded, the step stays claimed
+    await workflows_app.stop(first_started)  # the worker dies mid-step: nothing recorded, the step stays claimed
     assert (await load_run(db, started.run_id)).steps["charge"].status == "running"
 
-    second = WorkflowEngine(db=db, settings=settings, clock=clock, worker_id="worker-b")
-    await second.start(scheduler=False)
+    second = StepRunner(db=db, settings=settings, clock=clock, worker_id="worker-b")
+    second_started = await workflows_app.start(second, scheduler=False)
     try:
         from atom.workflows.scheduler import Scheduler
 
@@ -420,7 +421,7 @@ steps:
         assert late.redispatched == 1
         view = await wait_run(db, started.run_id)
     finally:
-        await second.stop()
+        await workflows_app.stop(second_started)
     assert view.status == "succeeded"
     charge = view.steps["charge"]
     assert charge.attempt == 2 and charge.worker == "worker-b"

@@ -10,8 +10,9 @@ from atom.governance.maturity import MaturityLevel
 from atom.security.models import Role
 from atom.training import proposals as proposals_service
 from atom.training.models import ProposalStatus
+from atom.workflows import app as workflows_app
 from atom.workflows import flows
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows.runner import StepRunner
 from atom.workflows.scheduler import Scheduler
 from tests.conftest import MakeUser
 from tests.support.agents import make_agent
@@ -47,7 +48,7 @@ async def _pending_proposals(db: Database) -> list[proposals_service.AgentPropos
 
 
 async def test_an_approval_step_waits_in_the_proposals_list_until_approved(
-    settings: Settings, db: Database, engine: WorkflowEngine, http_api: tuple[HttpServer, str], make_user: MakeUser
+    settings: Settings, db: Database, engine: StepRunner, http_api: tuple[HttpServer, str], make_user: MakeUser
 ) -> None:
     server, url = http_api
     await make_agent(db, settings, MaturityLevel.SUPERVISED, name="approver-bot")
@@ -71,7 +72,7 @@ async def test_an_approval_step_waits_in_the_proposals_list_until_approved(
 
 
 async def test_approving_from_the_proposals_list_continues_the_run(
-    settings: Settings, db: Database, engine: WorkflowEngine, http_api: tuple[HttpServer, str], make_user: MakeUser
+    settings: Settings, db: Database, engine: StepRunner, http_api: tuple[HttpServer, str], make_user: MakeUser
 ) -> None:
     server, url = http_api
     await make_agent(db, settings, MaturityLevel.SUPERVISED, name="approver-bot")
@@ -91,7 +92,7 @@ async def test_approving_from_the_proposals_list_continues_the_run(
 
 
 async def test_a_rejected_approval_fails_the_run_and_nothing_is_paid(
-    settings: Settings, db: Database, engine: WorkflowEngine, http_api: tuple[HttpServer, str], make_user: MakeUser
+    settings: Settings, db: Database, engine: StepRunner, http_api: tuple[HttpServer, str], make_user: MakeUser
 ) -> None:
     server, url = http_api
     await make_agent(db, settings, MaturityLevel.SUPERVISED, name="approver-bot")
@@ -113,7 +114,7 @@ async def test_a_rejected_approval_fails_the_run_and_nothing_is_paid(
 
 
 async def test_a_rejection_in_the_proposals_list_is_noticed_by_the_scheduler(
-    settings: Settings, db: Database, engine: WorkflowEngine, http_api: tuple[HttpServer, str], make_user: MakeUser
+    settings: Settings, db: Database, engine: StepRunner, http_api: tuple[HttpServer, str], make_user: MakeUser
 ) -> None:
     _, url = http_api
     await make_agent(db, settings, MaturityLevel.SUPERVISED, name="approver-bot")
@@ -138,8 +139,8 @@ async def test_a_rejection_in_the_proposals_list_is_noticed_by_the_scheduler(
 async def test_wait_steps_wait_for_a_duration_or_a_time(settings: Settings, db: Database) -> None:
     await make_agent(db, settings, MaturityLevel.STUDENT, name="waiter")
     clock = FakeClock()
-    engine = WorkflowEngine(db=db, settings=settings, clock=clock)
-    await engine.start(scheduler=False)
+    engine = StepRunner(db=db, settings=settings, clock=clock)
+    engine_started = await workflows_app.start(engine, scheduler=False)
     try:
         workflow = await make_workflow(
             db,
@@ -177,4 +178,4 @@ steps:
         assert (await scheduler.tick()).waits_released == 1
         assert (await wait_run(db, started.run_id)).status == "succeeded"
     finally:
-        await engine.stop()
+        await workflows_app.stop(engine_started)

@@ -8,8 +8,8 @@ import pytest
 
 from atom.config import Settings
 from atom.db.session import Database
-from atom.governance.catalogue import catalogue
-from atom.workflows.actions import build_registry
+from atom.governance import catalogue
+from atom.workflows import actions as workflow_actions
 from atom.workflows.integrations import email as email_action
 from atom.workflows.integrations.errors import (
     IntegrationAuthError,
@@ -23,11 +23,9 @@ from atom.workflows.signing import verify
 from tests.support.integration_servers import AsanaServer, HttpServer, SlackServer, SmtpServer
 from tests.workflows.conftest import MakeContext, put_secret
 
-registry = build_registry()
-
 
 async def run_action(name: str, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
-    action = registry.get(name)
+    action = workflow_actions.current().get(name)
     assert action is not None
     return await action.handler(action.validate(params), ctx)
 
@@ -47,8 +45,10 @@ def test_every_integration_action_is_in_the_governance_catalogue() -> None:
         "webhook_call": 3,
         "noop": 1,
     }
-    assert {name: catalogue.classify(name) for name in expected} == {n: (c, True) for n, c in expected.items()}
-    http = registry.get("http_request")
+    assert {name: catalogue.current().classify(name) for name in expected} == {
+        n: (c, True) for n, c in expected.items()
+    }
+    http = workflow_actions.current().get("http_request")
     assert http is not None
     assert http.governance_action(http.validate({"url": "http://x.test/a", "method": "delete"})) == "http_delete"
     assert http.governance_action(http.validate({"url": "http://x.test/a"})) == "http_get"
@@ -193,7 +193,7 @@ async def test_asana_error_envelopes_become_typed_errors(
 
 
 def test_asana_needs_a_place_for_the_task() -> None:
-    action = registry.get("asana_create_task")
+    action = workflow_actions.current().get("asana_create_task")
     assert action is not None
     with pytest.raises(Exception, match="projects` or `workspace"):
         action.validate({"name": "orphan"})
@@ -313,7 +313,7 @@ async def test_send_email_without_a_server_is_not_configured(settings: Settings,
 
 
 def test_email_inputs_are_validated() -> None:
-    action = registry.get("send_email")
+    action = workflow_actions.current().get("send_email")
     assert action is not None
     for bad in (
         {"to": "not-an-address", "subject": "s", "text": "t"},

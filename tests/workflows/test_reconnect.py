@@ -15,7 +15,8 @@ from sqlalchemy.engine import make_url
 from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows import app as workflows_app
+from atom.workflows.runner import StepRunner
 from tests.support.agents import make_agent
 from tests.workflows.conftest import Collected, load_run, make_workflow, start
 
@@ -57,8 +58,8 @@ async def test_a_worker_whose_connections_were_killed_finishes_the_run(
         pytest.skip("killing a server's connections: PostgreSQL only")
     await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="runner")
     queue = Collected()
-    engine = WorkflowEngine(db=worker_db, settings=settings, dispatcher=queue)
-    await engine.start(scheduler=False)
+    engine = StepRunner(db=worker_db, settings=settings, dispatcher=queue)
+    engine_started = await workflows_app.start(engine, scheduler=False)
     try:
         workflow = await make_workflow(worker_db, engine, CHAIN)
         started = await start(engine, workflow)
@@ -74,4 +75,4 @@ async def test_a_worker_whose_connections_were_killed_finishes_the_run(
         assert view.steps["two"].input == {"n": 1}
         assert [s.attempt for s in view.steps.values()] == [1, 1, 1]  # each ran once, none redelivered
     finally:
-        await engine.stop()
+        await workflows_app.stop(engine_started)

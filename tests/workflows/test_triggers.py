@@ -22,10 +22,11 @@ from atom.security.models import Role
 from atom.training import proposals as proposals_service
 from atom.training import supervision
 from atom.training.models import BlockedTriggerContext, ProposalStatus
+from atom.workflows import app as workflows_app
 from atom.workflows import cron, flows, signing
 from atom.workflows.definition import MissedPolicy
 from atom.workflows.models import TriggerFire, Workflow, WorkflowRun, WorkflowTrigger
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows.runner import StepRunner
 from atom.workflows.scheduler import Scheduler
 from tests.conftest import MakeUser
 from tests.support.agents import make_agent
@@ -142,7 +143,7 @@ async def _finish_all(db: Database, workflow: Workflow) -> None:
 
 @pytest.mark.parametrize("policy", ["skip", "run_once"])
 async def test_missed_fires_after_downtime_follow_the_triggers_policy(
-    settings: Settings, db: Database, engine: WorkflowEngine, policy: str
+    settings: Settings, db: Database, engine: StepRunner, policy: str
 ) -> None:
     await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="clockwork")
     workflow = await make_workflow(
@@ -192,11 +193,10 @@ async def test_a_cron_fire_happens_once_with_two_engines_ticking_together(settin
     await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="twin")
     first_db, second_db = db, Database(settings)
     engines = [
-        WorkflowEngine(db=first_db, settings=settings, worker_id="one"),
-        WorkflowEngine(db=second_db, settings=settings, worker_id="two"),
+        StepRunner(db=first_db, settings=settings, worker_id="one"),
+        StepRunner(db=second_db, settings=settings, worker_id="two"),
     ]
-    for e in engines:
-        await e.start(scheduler=False)
+    started_engines = [await workflows_app.start(e, scheduler=False) for e in engines]
     try:
         workflow = await make_workflow(db, engines[0], SCHEDULED.format(name="twins", agent="twin", missed="skip"))
         trigger = await _trigger(db, workflow, "hourly")
@@ -213,8 +213,8 @@ async def test_a_cron_fire_happens_once_with_two_engines_ticking_together(settin
             f"cron:{(trigger.next_fire_at + timedelta(hours=h)).isoformat()}" for h in range(3)
         ]
     finally:
-        for e in engines:
-            await e.stop()
+        for started_engine in started_engines:
+            await workflows_app.stop(started_engine)
         await second_db.dispose()
 
 
@@ -249,7 +249,7 @@ async def _state(db: Database, workflow: Workflow) -> tuple[int, int]:
     return int(runs or 0), int(fires or 0)
 
 
-async def _hooked(settings: Settings, db: Database, engine: WorkflowEngine) -> tuple[Workflow, str]:
+async def _hooked(settings: Settings, db: Database, engine: StepRunner) -> tuple[Workflow, str]:
     await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="receiver")
     await put_secret(db, settings, "orders_hook", SECRET)
     workflow = await make_workflow(db, engine, HOOKED)
@@ -257,7 +257,7 @@ async def _hooked(settings: Settings, db: Database, engine: WorkflowEngine) -> t
 
 
 async def test_a_signed_webhook_starts_a_run_with_the_body(
-    settings: Settings, db: Database, engine: WorkflowEngine, client: httpx.AsyncClient, make_user: MakeUser
+    settings: Settings, db: Database, engine: StepRunner, client: httpx.AsyncClient, make_user: MakeUser
 ) -> None:
     workflow, path = await _hooked(settings, db, engine)
     viewer = await make_user(Role.VIEWER)
@@ -274,7 +274,7 @@ async def test_a_signed_webhook_starts_a_run_with_the_body(
 
 
 async def test_bad_signatures_stale_timestamps_and_replays_are_refused_and_change_nothing(
-    settings: Settings, db: Database, engine: WorkflowEngine, client: httpx.AsyncClient
+    settings: Settings, db: Database, engine: StepRunner, client: httpx.AsyncClient
 ) -> None:
     workflow, path = await _hooked(settings, db, engine)
     body = json.dumps({"order_id": "A-2"}).encode()
@@ -306,7 +306,7 @@ async def test_bad_signatures_stale_timestamps_and_replays_are_refused_and_chang
 
 
 async def test_an_oversized_webhook_body_is_refused_with_413_and_changes_nothing(
-    settings: Settings, db: Database, engine: WorkflowEngine, client: httpx.AsyncClient
+    settings: Settings, db: Database, engine: StepRunner, client: httpx.AsyncClient
 ) -> None:
     workflow, path = await _hooked(settings, db, engine)
     body = json.dumps({"order_id": "big", "pad": "x" * MAX_BODY}).encode()
@@ -343,7 +343,7 @@ triggers:
 
 
 async def test_an_event_on_the_bus_starts_the_workflow_once(
-    settings: Settings, db: Database, engine: WorkflowEngine
+    settings: Settings, db: Database, engine: StepRunner
 ) -> None:
     await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="triager")
     workflow = await make_workflow(db, engine, ON_FEEDBACK)
@@ -392,7 +392,7 @@ async def _blocked(db: Database, agent_id: str) -> list[BlockedTriggerContext]:
 
 
 async def test_automated_triggers_are_routed_by_the_agents_maturity(
-    settings: Settings, db: Database, engine: WorkflowEngine, make_user: MakeUser
+    settings: Settings, db: Database, engine: StepRunner, make_user: MakeUser
 ) -> None:
     agents, workflows = {}, {}
     for level in MaturityLevel:

@@ -22,8 +22,9 @@ from sqlalchemy import func, select
 from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
+from atom.workflows import app as workflows_app
 from atom.workflows.models import StepRun, WorkflowRun
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows.runner import StepRunner
 from tests.conftest import TEST_SECRET_KEY
 from tests.support.agents import make_agent
 from tests.support.integration_servers import HttpServer, serve
@@ -167,12 +168,12 @@ async def wait_ready(worker: Worker) -> None:
 
 
 @pytest.fixture
-async def driver(settings: Settings, db: Database) -> AsyncIterator[WorkflowEngine]:
+async def driver(settings: Settings, db: Database) -> AsyncIterator[StepRunner]:
     """The API side: an engine that enqueues on Redis (ATOM_WORKFLOW_EXECUTOR=arq) and runs no steps itself."""
-    engine = WorkflowEngine(db=db, settings=settings)
-    await engine.start(scheduler=False)
+    engine = StepRunner(db=db, settings=settings)
+    engine_started = await workflows_app.start(engine, scheduler=False)
     yield engine
-    await engine.stop()
+    await workflows_app.stop(engine_started)
     from redis.asyncio import Redis
 
     client = Redis.from_url(str(settings.redis_url))
@@ -183,7 +184,7 @@ async def driver(settings: Settings, db: Database) -> AsyncIterator[WorkflowEngi
 
 
 async def test_a_worker_killed_mid_step_loses_no_run_and_repeats_no_side_effect(
-    settings: Settings, db: Database, driver: WorkflowEngine, spawn_worker: Callable[..., Worker]
+    settings: Settings, db: Database, driver: StepRunner, spawn_worker: Callable[..., Worker]
 ) -> None:
     server = HttpServer()
     async with serve(server.app) as url:
@@ -284,7 +285,7 @@ async def test_a_worker_killed_mid_step_loses_no_run_and_repeats_no_side_effect(
 
 
 async def test_a_step_outliving_the_shutdown_grace_is_released_and_taken_over_at_once(
-    settings: Settings, db: Database, driver: WorkflowEngine, spawn_worker: Callable[..., Worker]
+    settings: Settings, db: Database, driver: StepRunner, spawn_worker: Callable[..., Worker]
 ) -> None:
     """SIGTERM past the grace: the worker cancels the step it holds and releases its lease, so another
     worker takes it over at once instead of after the visibility timeout (here far longer than the test)."""

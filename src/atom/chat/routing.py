@@ -36,8 +36,8 @@ from atom.errors import AtomError, Unavailable
 from atom.governance.maturity import MaturityLevel
 from atom.governance.policy import GovernanceContext, TriggerKind
 from atom.training import interceptor, supervision
+from atom.training.executor import Executors, StepHooks, StepOutcome
 from atom.training.executor import RunResult as PlanRunResult
-from atom.training.executor import StepHooks, StepOutcome, register_executor
 from atom.training.interceptor import Route, RoutingResult
 from atom.training.plan import Plan, PlanStep
 
@@ -273,10 +273,15 @@ class AgentExecutor:
         return await runtime_for(self.state, db, settings)
 
 
-agent_executor = AgentExecutor()
-register_executor(AGENT_EXECUTOR, agent_executor, first_action=RUN_ACTION)
+def register(executors: Executors) -> AgentExecutor:
+    """Register the "agent" executor for `agent.run` plans (called by `atom.registries.build_registries`)."""
+    executor = AgentExecutor()
+    executors.register(AGENT_EXECUTOR, executor, first_actions=(RUN_ACTION,))
+    return executor
 
 
-def install(state: Any) -> None:
+def install(executors: Executors, state: Any) -> None:
     """Let agent plans started outside a request (a supervisor connecting later) reach the app's LLM gateway."""
-    agent_executor.state = state
+    executor = executors.get(AGENT_EXECUTOR)
+    if isinstance(executor, AgentExecutor):
+        executor.state = state

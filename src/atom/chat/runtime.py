@@ -40,8 +40,9 @@ from atom.governance.policy import GovernanceContext, Outcome, TriggerKind
 from atom.llm.cost import cost_usd
 from atom.llm.providers.base import Message, ProviderError, TextDelta, ToolCall, ToolSpec, Usage
 from atom.observability.logging import get_logger
+from atom.runtime import tools as runtime_tools
 from atom.runtime.context import ToolContext, current_tool_context
-from atom.runtime.tools import Tool, ToolRegistry, tools
+from atom.runtime.tools import Tool, ToolRegistry
 from atom.training import proposals
 from atom.training.executor import StepHooks, StepOutcome
 from atom.training.models import ProposalKind
@@ -200,13 +201,13 @@ class AgentRuntime:
         db: Database,
         settings: Settings,
         llm: LLMSource,
-        registry: ToolRegistry = tools,
+        registry: ToolRegistry | None = None,
         prices: Any = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.source = llm
-        self.registry = registry
+        self.registry = registry or runtime_tools.current()
         self.prices = prices
 
     async def run(self, request: RunRequest, emit: Emit = _discard, *, hooks: StepHooks | None = None) -> RunResult:

@@ -95,7 +95,10 @@ def show(agent: str = typer.Argument(..., help="Agent id or name.")) -> None:
             for name, complexity, manual, automated in governance.dry_run(
                 MaturityLevel(a.maturity_level), a.status, a.id
             ):
-                perms.add_row(name, str(complexity), manual.outcome.value, automated.outcome.value)
+                if manual.reason_code == "UNKNOWN_ACTION":  # planned: nothing implements it yet
+                    perms.add_row(name, str(complexity), "unavailable", "unavailable")
+                else:
+                    perms.add_row(name, str(complexity), manual.outcome.value, automated.outcome.value)
             console.print(perms)
 
     run(body)

@@ -47,7 +47,13 @@ def load_settings() -> Settings:
 
 
 def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
-    """Run an async command body, turning domain errors into one clear line and exit code 1."""
+    """Run an async command body, turning domain errors into one clear line and exit code 1.
+
+    The process's registries (catalogue, tools, workflow actions, executors) are built first, the same
+    ones `atom-os serve` builds, so the CLI's governance answers are the server's."""
+    from atom.registries import ensure_registries
+
+    ensure_registries()
 
     async def main() -> T:
         return await coro_factory()

@@ -8,7 +8,6 @@ from rich.table import Table
 from atom.agents import service as agents_service
 from atom.cli.common import console, load_settings, run, session_scope
 from atom.governance import service
-from atom.governance.catalogue import catalogue
 from atom.governance.maturity import MaturityLevel
 from atom.governance.policy import Decision, GovernanceContext, TriggerKind
 
@@ -17,10 +16,12 @@ app = typer.Typer(help="The action catalogue and governance decisions.", no_args
 
 @app.command()
 def actions() -> None:
-    """List every registered action with its complexity and the level it needs."""
-    table = Table("action", "complexity", "needs", "source")
-    for spec in catalogue.all():
-        table.add_row(spec.name, str(spec.complexity), MaturityLevel.for_complexity(spec.complexity).value, spec.source)
+    """List every catalogued action: its complexity, the level it needs and what implements it (planned: nothing
+    yet, so governance denies it)."""
+    table = Table("action", "complexity", "needs", "implemented by", "source")
+    for spec in service.actions():
+        needs = MaturityLevel.for_complexity(spec.complexity).value
+        table.add_row(spec.name, str(spec.complexity), needs, spec.implemented_by, spec.source)
     console.print(table)
 
 

@@ -7,7 +7,6 @@ import sys
 import typer
 from cryptography.fernet import Fernet
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.audit import service as audit
 from atom.cli.common import console, fail, load_settings, run, session_scope
@@ -26,18 +25,6 @@ def _read_value() -> str:
     return str(value)
 
 
-async def _record(session: AsyncSession, action: str, name: str, version: int | None) -> None:
-    await audit.record(
-        session=session,
-        actor=audit.Actor.system(),
-        action=action,
-        resource_type="secret",
-        resource_id=name[:64],
-        decision="done",
-        details={"via": "cli", "name": name, "version": version},
-    )
-
-
 @app.command("set")
 def set_secret(name: str) -> None:
     """Store a new secret NAME (value from a hidden prompt, or stdin when piped)."""
@@ -46,10 +33,13 @@ def set_secret(name: str) -> None:
 
     async def body() -> None:
         async with session_scope(settings) as session:
-            secret = await secrets_store.create(
-                session=session, cipher=secrets_store.load_cipher(settings), name=name, value=value
+            await secrets_store.create(
+                session=session,
+                cipher=secrets_store.load_cipher(settings),
+                name=name,
+                value=value,
+                actor=audit.Actor.system(),
             )
-            await _record(session, "secret.create", name, secret.version)
 
     run(body)
     console.print(f"Secret {name} stored.")
@@ -64,9 +54,12 @@ def rotate(name: str) -> None:
     async def body() -> int:
         async with session_scope(settings) as session:
             secret = await secrets_store.rotate(
-                session=session, cipher=secrets_store.load_cipher(settings), name=name, value=value
+                session=session,
+                cipher=secrets_store.load_cipher(settings),
+                name=name,
+                value=value,
+                actor=audit.Actor.system(),
             )
-            await _record(session, "secret.rotate", name, secret.version)
             return secret.version
 
     console.print(f"Secret {name} rotated (version {run(body)}).")
@@ -95,8 +88,7 @@ def delete(name: str) -> None:
 
     async def body() -> None:
         async with session_scope(settings) as session:
-            await secrets_store.delete(session=session, name=name)
-            await _record(session, "secret.delete", name, None)
+            await secrets_store.delete(session=session, name=name, actor=audit.Actor.system())
 
     run(body)
     console.print(f"Secret {name} deleted.")

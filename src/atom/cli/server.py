@@ -33,7 +33,7 @@ def build_server(settings: Settings) -> uvicorn.Server:
 
 
 async def preflight(settings: Settings) -> None:
-    from atom.main import check_startup
+    from atom.process import check_startup
 
     db = Database(settings)
     try:

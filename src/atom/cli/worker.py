@@ -36,7 +36,10 @@ def worker(
         help="On SIGTERM, seconds running steps may take to finish before they are handed to another worker.",
     ),
     worker_id: str | None = typer.Option(
-        None, "--worker-id", help="Name recorded on the steps this process runs (default: HOST:PID)."
+        None,
+        "--worker-id",
+        help="Name recorded on the steps this process runs (default: HOST:PID:START, which lets a restart "
+        "on this host take over at once the steps this process held when it died).",
     ),
 ) -> None:
     """Run workflow steps from the Redis queue (ATOM_WORKFLOW_EXECUTOR=arq). SIGTERM stops gracefully."""
@@ -59,6 +62,9 @@ def worker(
         shutdown_grace_s=shutdown_grace,
         worker_id=worker_id,
     )
+    from atom.registries import ensure_registries
+
+    ensure_registries()  # the same catalogue, tools, actions and executors as `atom-os serve`
     try:
         asyncio.run(run_worker(settings, options))
     except ConfigurationError as exc:

@@ -1,6 +1,15 @@
 """The action catalogue: every action an agent can take, with its complexity (RULES.md, Action complexity).
 
 Resolution: the exact name; else the verb prefix; else 4 (CRITICAL) — fail closed.
+
+RULES.md's actions are the classification, kept for the record; an action is available only when
+something implements it (a tool, a workflow action, an integration, the chat runtime's streaming).
+A RULES.md action nobody implements yet is `planned`: governance answers UNKNOWN_ACTION for it, as for
+a name only its verb prefix classifies.
+
+The catalogue is an object, built with the other registries by `atom.registries.build_registries()`
+(called by `create_app`, the CLI and workers, never at import time) and made this process's catalogue
+with `install`; `current()` answers with it.
 """
 
 from __future__ import annotations
@@ -33,12 +42,24 @@ _BUILTIN: dict[int, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+PLANNED = "planned"
+
+
 @dataclass(frozen=True)
 class ActionSpec:
     name: str
     complexity: int
     description: str
     source: str
+    implementation: str | None = None  # tool | workflow | integration | chat; None: planned (not available)
+
+    @property
+    def available(self) -> bool:
+        return self.implementation is not None
+
+    @property
+    def implemented_by(self) -> str:
+        return self.implementation or PLANNED
 
 
 class ActionCatalogue:
@@ -53,10 +74,28 @@ class ActionCatalogue:
                 catalogue.register(name, complexity, source="rules")
         return catalogue
 
-    def register(self, name: str, complexity: int, description: str = "", source: str = "builtin") -> ActionSpec:
+    def register(
+        self,
+        name: str,
+        complexity: int,
+        description: str = "",
+        source: str = "builtin",
+        implementation: str | None = None,
+    ) -> ActionSpec:
         if not 1 <= complexity <= 4:
             raise ValueError(f"complexity of {name!r} must be 1-4, got {complexity}")
-        spec = ActionSpec(name=name, complexity=complexity, description=description, source=source)
+        spec = ActionSpec(
+            name=name, complexity=complexity, description=description, source=source, implementation=implementation
+        )
+        self._actions[name] = spec
+        return spec
+
+    def implement(self, name: str, implementation: str) -> ActionSpec:
+        """Mark a catalogued action as implemented (by code that is not a tool or workflow action)."""
+        spec = self._actions.get(name)
+        if spec is None:
+            raise KeyError(name)
+        spec = ActionSpec(spec.name, spec.complexity, spec.description, spec.source, implementation)
         self._actions[name] = spec
         return spec
 
@@ -64,13 +103,15 @@ class ActionCatalogue:
         return self.classify(name)[0]
 
     def classify(self, name: str) -> tuple[int, bool]:
-        """(complexity, known). Unknown actions are CRITICAL and `known` is False."""
+        """(complexity, available). Available: catalogued and implemented. A planned action keeps its
+        RULES.md complexity, a name only its verb prefix classifies gets the prefix's, any other is
+        CRITICAL; none of them is available."""
         spec = self._actions.get(name)
         if spec is not None:
-            return spec.complexity, True
+            return spec.complexity, spec.available
         for prefixes, complexity in _PREFIXES:
             if name.startswith(prefixes):
-                return complexity, True
+                return complexity, False
         return 4, False
 
     def get(self, name: str) -> ActionSpec | None:
@@ -80,4 +121,22 @@ class ActionCatalogue:
         return sorted(self._actions.values(), key=lambda spec: (spec.complexity, spec.name))
 
 
-catalogue = ActionCatalogue.with_builtin_actions()
+_current: ActionCatalogue | None = None
+
+
+def install(value: ActionCatalogue | None) -> None:
+    """Make `value` the catalogue governance consults in this process (None: forget it)."""
+    global _current
+    _current = value
+
+
+def current() -> ActionCatalogue:
+    """This process's catalogue; fails closed (raises) when the registries were never built."""
+    if _current is None:
+        from atom.errors import Unavailable
+
+        raise Unavailable(
+            "The action catalogue is not built in this process (atom.registries.ensure_registries).",
+            code="REGISTRIES_NOT_BUILT",
+        )
+    return _current

@@ -7,7 +7,6 @@ from pydantic import BaseModel, Field
 
 from atom.deps import OperatorDep, SessionDep, SettingsDep, ViewerDep
 from atom.governance import service
-from atom.governance.catalogue import catalogue
 from atom.governance.maturity import MaturityLevel
 from atom.governance.policy import GovernanceContext, Outcome, TriggerKind
 
@@ -20,6 +19,8 @@ class ActionRead(BaseModel):
     required_level: MaturityLevel
     description: str
     source: str
+    implemented_by: str = Field(description="tool | workflow | integration | chat, or planned (not available).")
+    available: bool = Field(description="False: nothing implements the action yet; governance denies it.")
 
 
 class CheckRequest(BaseModel):
@@ -53,8 +54,10 @@ async def list_actions(principal: ViewerDep) -> list[ActionRead]:
             required_level=MaturityLevel.for_complexity(spec.complexity),
             description=spec.description,
             source=spec.source,
+            implemented_by=spec.implemented_by,
+            available=spec.available,
         )
-        for spec in catalogue.all()
+        for spec in service.actions()
     ]
 
 

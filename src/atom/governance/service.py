@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atom.agents import service as agents_service
 from atom.audit import service as audit
 from atom.config import Settings
+from atom.governance import catalogue
 from atom.governance.cache import decision_cache
-from atom.governance.catalogue import catalogue
+from atom.governance.catalogue import ActionSpec
 from atom.governance.maturity import MaturityLevel
 from atom.governance.policy import AgentSnapshot, Decision, GovernanceContext, Outcome, decide
 from atom.observability.logging import get_logger
@@ -28,7 +29,7 @@ _NOT_CACHED = frozenset({"AGENT_NOT_FOUND", "GOVERNANCE_ERROR", "UNKNOWN_ACTION"
 async def check(
     *, session: AsyncSession, agent_id: str, action: str, context: GovernanceContext, settings: Settings
 ) -> Decision:
-    complexity, known = catalogue.classify(action)
+    complexity, known = catalogue.current().classify(action)
     if settings.emergency_governance_bypass:
         return await _bypass(session, agent_id, action, complexity, context)
     key = context.cache_key(action)
@@ -53,16 +54,7 @@ async def _decide_fresh(
         agent = await agents_service.find_agent(session=session, agent_id=agent_id)
         snapshot = AgentSnapshot(agent.id, MaturityLevel(agent.maturity_level), agent.status) if agent else None
         if snapshot is not None and snapshot.status == "active" and not known:
-            return Decision(
-                allowed=False,
-                outcome=Outcome.DENY,
-                reason_code="UNKNOWN_ACTION",
-                reason=f"{action!r} is not a registered action; unknown actions are denied.",
-                action=action,
-                complexity=complexity,
-                required_level=MaturityLevel.AUTONOMOUS,
-                agent_level=snapshot.level,
-            )
+            return _unavailable(action, complexity, snapshot.level)
         return decide(snapshot, action, complexity, context)
     except Exception as exc:  # fail closed: whatever went wrong, the action does not run
         log.error("governance check failed; denying", agent_id=agent_id, action=action, exc_info=exc)
@@ -76,6 +68,28 @@ async def _decide_fresh(
             required_level=MaturityLevel.for_complexity(complexity),
             agent_level=None,
         )
+
+
+def _unavailable(action: str, complexity: int, level: MaturityLevel | None) -> Decision:
+    """Fail closed: nothing in this build implements `action` (planned, or not in the catalogue at all)."""
+    spec = catalogue.current().get(action)
+    if spec is not None:
+        reason = (
+            f"{action!r} is in the catalogue (complexity {complexity}) but nothing implements it yet; "
+            "it is not available."
+        )
+    else:
+        reason = f"{action!r} is not a registered action; unknown actions are denied."
+    return Decision(
+        allowed=False,
+        outcome=Outcome.DENY,
+        reason_code="UNKNOWN_ACTION",
+        reason=reason,
+        action=action,
+        complexity=complexity,
+        required_level=MaturityLevel.AUTONOMOUS,
+        agent_level=level,
+    )
 
 
 async def _bypass(
@@ -126,13 +140,23 @@ async def _audit(
     )
 
 
+def actions() -> list[ActionSpec]:
+    """Every action in this process's catalogue, by complexity then name."""
+    return catalogue.current().all()
+
+
 def dry_run(agent_level: MaturityLevel, status: str, agent_id: str) -> list[tuple[str, int, Decision, Decision]]:
-    """What may this agent do: each registered action's decision, manual and automated (no audit per row)."""
+    """What may this agent do: each catalogued action's decision, manual and automated (no audit per row).
+    An action nothing implements is denied UNKNOWN_ACTION (not available) for an active agent, as `check` does."""
     from atom.governance.policy import TriggerKind
 
     snapshot = AgentSnapshot(agent_id, agent_level, status)
     rows = []
-    for spec in catalogue.all():
+    for spec in catalogue.current().all():
+        if not spec.available and status == "active":
+            unavailable = _unavailable(spec.name, spec.complexity, agent_level)
+            rows.append((spec.name, spec.complexity, unavailable, unavailable))
+            continue
         manual = decide(snapshot, spec.name, spec.complexity, GovernanceContext(trigger=TriggerKind.MANUAL))
         automated = decide(snapshot, spec.name, spec.complexity, GovernanceContext(trigger=TriggerKind.AUTOMATED))
         rows.append((spec.name, spec.complexity, manual, automated))

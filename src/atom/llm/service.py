@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atom.agents.models import Agent
+from atom.agents import service as agents_service
 from atom.audit import service as audit
 from atom.config import Settings
 from atom.db.base import utcnow
@@ -39,7 +39,6 @@ from atom.llm.providers.base import (
 from atom.llm.schemas import MODEL_PATTERN, NAME_PATTERN, BudgetIn, ProviderCreate, ProviderIn, UsageRow
 from atom.observability.logging import get_logger
 from atom.security import secrets_store
-from atom.security.models import Secret
 
 log = get_logger("atom.llm")
 _MODEL = re.compile(MODEL_PATTERN)
@@ -115,13 +114,13 @@ async def _audit(session: AsyncSession, actor_id: str | None, action: str, provi
     )
 
 
-async def _store_key(session: AsyncSession, cipher: Fernet, name: str, key: str) -> str:
+def _actor(actor_id: str | None) -> audit.Actor:
+    return audit.Actor.user(actor_id) if actor_id else audit.Actor.system()
+
+
+async def _store_key(session: AsyncSession, cipher: Fernet, name: str, key: str, actor_id: str | None) -> str:
     secret = secret_name(name)
-    existing = await session.scalar(select(Secret).where(Secret.name == secret))
-    if existing is None:
-        await secrets_store.create(session=session, cipher=cipher, name=secret, value=key)
-    else:
-        await secrets_store.rotate(session=session, cipher=cipher, name=secret, value=key)
+    await secrets_store.put(session=session, cipher=cipher, name=secret, value=key, actor=_actor(actor_id))
     return secret
 
 
@@ -146,7 +145,7 @@ async def create_provider(
     )
     key = data.api_key.get_secret_value() if data.api_key is not None else ""
     if key:
-        provider.key_secret = await _store_key(session, cipher, data.name, key)
+        provider.key_secret = await _store_key(session, cipher, data.name, key, actor_id)
     session.add(provider)
     await session.flush()
     await _audit(session, actor_id, "llm.provider.create", provider)
@@ -168,7 +167,7 @@ async def replace_provider(
     existing.priority, existing.enabled = data.priority, data.enabled
     existing.healthy, existing.last_error, existing.last_checked_at = None, None, None
     if data.api_key is not None and data.api_key.get_secret_value():
-        existing.key_secret = await _store_key(session, cipher, name, data.api_key.get_secret_value())
+        existing.key_secret = await _store_key(session, cipher, name, data.api_key.get_secret_value(), actor_id)
     existing.updated_at = utcnow()
     await session.flush()
     await _audit(session, actor_id, "llm.provider.update", existing)
@@ -178,9 +177,7 @@ async def replace_provider(
 async def delete_provider(*, session: AsyncSession, name: str, actor_id: str | None) -> None:
     provider = await get_provider(session=session, name=name)
     if provider.key_secret:
-        secret = await session.scalar(select(Secret).where(Secret.name == provider.key_secret))
-        if secret is not None:
-            await session.delete(secret)
+        await secrets_store.delete(session=session, name=provider.key_secret, actor=_actor(actor_id), missing_ok=True)
     await _audit(session, actor_id, "llm.provider.delete", provider)
     await session.delete(provider)
     await session.flush()
@@ -194,10 +191,7 @@ async def reveal_key(*, session: AsyncSession, cipher: Fernet, provider: LLMProv
 
 async def key_versions(*, session: AsyncSession, names: list[str]) -> dict[str, str]:
     """Secret name -> `<id>:<version>`: changes when a key is rotated or deleted and stored again."""
-    if not names:
-        return {}
-    rows = await session.execute(select(Secret.name, Secret.id, Secret.version).where(Secret.name.in_(names)))
-    return {name: f"{secret_id}:{version}" for name, secret_id, version in rows.all()}
+    return await secrets_store.versions(session=session, names=names)
 
 
 @dataclass(frozen=True)
@@ -426,8 +420,7 @@ async def budget_state(*, session: AsyncSession, settings: Settings, agent_id: s
 
 
 async def set_budget(*, session: AsyncSession, agent_id: str, data: BudgetIn, actor_id: str | None) -> LLMBudget:
-    if await session.get(Agent, agent_id) is None:
-        raise NotFound(f"No agent with id {agent_id!r}.", code="AGENT_NOT_FOUND", details={"agent_id": agent_id})
+    await agents_service.get_agent(session=session, agent_id=agent_id)  # NotFound for an unknown agent
     row = await session.get(LLMBudget, agent_id)
     if row is None:
         row = LLMBudget(agent_id=agent_id)

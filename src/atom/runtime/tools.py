@@ -1,8 +1,9 @@
 """The tool registry: what an agent can do, each action registered with its complexity.
 
-Registering a tool also registers its action in the governance catalogue, so nothing can run
-that governance has not classified. Later domains (canvas, browser, skills, integrations)
-register their tools here.
+Registering a tool also registers its action in the registry's governance catalogue, so nothing can
+run that governance has not classified. The registry is an object built by `build_tools(catalogue)`,
+which `atom.registries.build_registries()` calls (from `create_app`, the CLI and workers); nothing is
+registered at import time. `install`/`current` make one registry this process's tool registry.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from atom.errors import InvalidInput
-from atom.governance.catalogue import catalogue
+from atom.governance.catalogue import ActionCatalogue
 
 Handler = Callable[[BaseModel], Awaitable[dict[str, Any]]]
 
@@ -45,13 +46,17 @@ class Tool:
 
 
 class ToolRegistry:
-    def __init__(self) -> None:
+    def __init__(self, catalogue: ActionCatalogue) -> None:
         self._tools: dict[str, Tool] = {}
+        self.catalogue = catalogue
 
     def register(self, tool: Tool) -> Tool:
-        catalogue.register(tool.name, tool.complexity, tool.description, source="tool")
+        catalogue = self.catalogue
+        catalogue.register(tool.name, tool.complexity, tool.description, source="tool", implementation="tool")
         for name, complexity in tool.governed_names.items():
-            catalogue.register(name, complexity, f"{tool.name}: {tool.description}", source="tool")
+            catalogue.register(
+                name, complexity, f"{tool.name}: {tool.description}", source="tool", implementation="tool"
+            )
         self._tools[tool.name] = tool
         return tool
 
@@ -65,12 +70,27 @@ class ToolRegistry:
         return sorted(self._tools.values(), key=lambda t: t.name)
 
 
-def default_registry() -> ToolRegistry:
+def build_tools(catalogue: ActionCatalogue) -> ToolRegistry:
+    """A registry holding the built-in tools, their actions registered in `catalogue`."""
     from atom.runtime.builtin_tools import register_builtin_tools
 
-    registry = ToolRegistry()
+    registry = ToolRegistry(catalogue)
     register_builtin_tools(registry)
     return registry
 
 
-tools = default_registry()
+_current: ToolRegistry | None = None
+
+
+def install(value: ToolRegistry | None) -> None:
+    global _current
+    _current = value
+
+
+def current() -> ToolRegistry:
+    """This process's tool registry (built by `atom.registries.ensure_registries`)."""
+    if _current is None:
+        from atom.errors import Unavailable
+
+        raise Unavailable("The tool registry is not built in this process.", code="REGISTRIES_NOT_BUILT")
+    return _current

@@ -7,7 +7,6 @@ from datetime import datetime
 from cryptography.fernet import Fernet
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.audit import service as audit
 from atom.deps import DEFAULT_PAGE_LIMIT, AdminDep, CursorQuery, LimitQuery, SessionDep
@@ -46,26 +45,17 @@ def get_cipher(request: Request) -> Fernet:
     return cipher
 
 
-async def _record(session: AsyncSession, principal_id: str, action: str, name: str, version: int | None) -> None:
-    await audit.record(
-        session=session,
-        actor=audit.Actor.user(principal_id),
-        action=action,
-        resource_type="secret",
-        resource_id=name[:64],
-        decision="done",
-        details={"name": name, "version": version},
-    )
-
-
 @router.post("", response_model=SecretRead, status_code=201)
 async def create_secret(
     secret_in: SecretCreate, principal: AdminDep, session: SessionDep, cipher: Fernet = Depends(get_cipher)
 ) -> SecretRead:
     secret = await secrets_store.create(
-        session=session, cipher=cipher, name=secret_in.name, value=secret_in.value.get_secret_value()
+        session=session,
+        cipher=cipher,
+        name=secret_in.name,
+        value=secret_in.value.get_secret_value(),
+        actor=audit.Actor.user(principal.user_id),
     )
-    await _record(session, principal.user_id, "secret.create", secret.name, secret.version)
     return SecretRead.model_validate(secret)
 
 
@@ -81,13 +71,17 @@ async def list_secrets(
 async def rotate_secret(
     name: str, body: SecretRotate, principal: AdminDep, session: SessionDep, cipher: Fernet = Depends(get_cipher)
 ) -> SecretRead:
-    secret = await secrets_store.rotate(session=session, cipher=cipher, name=name, value=body.value.get_secret_value())
-    await _record(session, principal.user_id, "secret.rotate", secret.name, secret.version)
+    secret = await secrets_store.rotate(
+        session=session,
+        cipher=cipher,
+        name=name,
+        value=body.value.get_secret_value(),
+        actor=audit.Actor.user(principal.user_id),
+    )
     return SecretRead.model_validate(secret)
 
 
 @router.delete("/{name:path}", status_code=204, response_class=Response)
 async def delete_secret(name: str, principal: AdminDep, session: SessionDep) -> Response:
-    await secrets_store.delete(session=session, name=name)
-    await _record(session, principal.user_id, "secret.delete", name, None)
+    await secrets_store.delete(session=session, name=name, actor=audit.Actor.user(principal.user_id))
     return Response(status_code=204)

@@ -1,7 +1,10 @@
 """Secrets encrypted at rest with Fernet.
 
 The key comes from `ATOM_SECRET_KEY`, else from `<data_dir>/secret.key` (created with mode
-0600). Values go in and come out only through `put`/`reveal`; the API lists names, never values.
+0600). Values go in and come out only through `create`/`rotate`/`reveal`; the API lists names, never
+values. Every change (create, rotate, delete) writes its audit record here, in the caller's
+transaction, whoever the caller is (the API, the CLI, another domain's service): names and
+versions only, never a value.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atom.audit import service as audit
 from atom.config import Settings
 from atom.errors import ConfigurationError, Conflict, NotFound, Unavailable
 from atom.pagination import paginate
@@ -72,7 +76,23 @@ async def _get(session: AsyncSession, name: str) -> Secret:
     return secret
 
 
-async def create(*, session: AsyncSession, cipher: Fernet, name: str, value: str) -> Secret:
+async def _record(session: AsyncSession, actor: audit.Actor, action: str, name: str, version: int | None) -> None:
+    await audit.record(
+        session=session,
+        actor=actor,
+        action=action,
+        resource_type="secret",
+        resource_id=name[:64],
+        decision="done",
+        details={"name": name, "version": version},
+    )
+
+
+async def exists(*, session: AsyncSession, name: str) -> bool:
+    return await session.scalar(select(Secret.id).where(Secret.name == name)) is not None
+
+
+async def create(*, session: AsyncSession, cipher: Fernet, name: str, value: str, actor: audit.Actor) -> Secret:
     _validate_name(name)
     secret = Secret(name=name, ciphertext=cipher.encrypt(value.encode()).decode(), version=1)
     session.add(secret)
@@ -85,21 +105,43 @@ async def create(*, session: AsyncSession, cipher: Fernet, name: str, value: str
             code="SECRET_EXISTS",
             details={"name": name},
         ) from exc
+    await _record(session, actor, "secret.create", name, secret.version)
     return secret
 
 
-async def rotate(*, session: AsyncSession, cipher: Fernet, name: str, value: str) -> Secret:
+async def rotate(*, session: AsyncSession, cipher: Fernet, name: str, value: str, actor: audit.Actor) -> Secret:
     secret = await _get(session, name)
     secret.ciphertext = cipher.encrypt(value.encode()).decode()
     secret.version += 1
     await session.flush()
+    await _record(session, actor, "secret.rotate", name, secret.version)
     return secret
 
 
-async def delete(*, session: AsyncSession, name: str) -> None:
-    secret = await _get(session, name)
+async def put(*, session: AsyncSession, cipher: Fernet, name: str, value: str, actor: audit.Actor) -> Secret:
+    """Create `name`, or rotate it when it exists."""
+    if await exists(session=session, name=name):
+        return await rotate(session=session, cipher=cipher, name=name, value=value, actor=actor)
+    return await create(session=session, cipher=cipher, name=name, value=value, actor=actor)
+
+
+async def delete(*, session: AsyncSession, name: str, actor: audit.Actor, missing_ok: bool = False) -> None:
+    secret = await session.scalar(select(Secret).where(Secret.name == name))
+    if secret is None:
+        if missing_ok:
+            return
+        raise NotFound(f"No secret named {name!r}.", code="SECRET_NOT_FOUND", details={"name": name})
     await session.delete(secret)
     await session.flush()
+    await _record(session, actor, "secret.delete", name, None)
+
+
+async def versions(*, session: AsyncSession, names: list[str]) -> dict[str, str]:
+    """Secret name -> `<id>:<version>`: changes when a secret is rotated, or deleted and stored again."""
+    if not names:
+        return {}
+    rows = await session.execute(select(Secret.name, Secret.id, Secret.version).where(Secret.name.in_(names)))
+    return {name: f"{secret_id}:{version}" for name, secret_id, version in rows.all()}
 
 
 async def list_secrets(*, session: AsyncSession, limit: int, cursor: str | None) -> tuple[list[Secret], str | None]:

@@ -1,10 +1,12 @@
 """Executors run an approved or allowed plan, one governed step at a time.
 
-The interceptor never knows how a run is carried out: it picks an executor by name from
-`executors` ("plan" today; the workflow engine and the agent runtime register their own) and
+The interceptor never knows how a run is carried out: it picks an executor by name from this
+process's `Executors` ("plan"; the agent runtime registers "agent" for plans starting `agent.run`,
+a started workflow engine registers "workflow" for plans starting `workflow.start`) and
 hands it the steps, the governance context and optional hooks (supervision uses them to pause,
 correct or terminate before the next step). Each step is checked by governance and its outcome
-committed before the next one starts.
+committed before the next one starts. The registry is built by `atom.registries.build_registries()`
+(never at import time) and made this process's with `install`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from atom.errors import AtomError
 from atom.governance import service as governance
 from atom.governance.policy import GovernanceContext
 from atom.observability.logging import get_logger
-from atom.runtime.tools import Tool, ToolRegistry, tools
+from atom.runtime.tools import Tool, ToolRegistry
 from atom.training.plan import PlanStep
 
 log = get_logger("atom.executor")
@@ -78,7 +80,7 @@ class Executor(Protocol):
 class PlanExecutor:
     """Runs each step's action as a registered tool, after governance allows it."""
 
-    def __init__(self, registry: ToolRegistry = tools) -> None:
+    def __init__(self, registry: ToolRegistry) -> None:
         self.registry = registry
 
     async def run(
@@ -157,27 +159,62 @@ def _governed_as(tool: Tool | None, step: PlanStep) -> str:
         return step.action
 
 
-executors: dict[str, Executor] = {"plan": PlanExecutor()}
-# A stored plan whose first step is one of these actions is run by the named executor wherever
-# stored plans run (approved proposals, supervision sessions): the agent runtime's "agent.run".
-plan_starts: dict[str, str] = {}
+class Executors:
+    """Executors by name, and which executor runs a stored plan by its first action."""
+
+    def __init__(self) -> None:
+        self._executors: dict[str, Executor] = {}
+        # A stored plan whose first step is one of these actions is run by the named executor wherever
+        # stored plans run (approved proposals, supervision sessions): "agent.run", "workflow.start"...
+        self._plan_starts: dict[str, str] = {}
+
+    def register(self, name: str, executor: Executor, *, first_actions: tuple[str, ...] = ()) -> None:
+        self._executors[name] = executor
+        for action in first_actions:
+            self._plan_starts[action] = name
+
+    def unregister(self, name: str) -> None:
+        self._executors.pop(name, None)
+        for action in [a for a, n in self._plan_starts.items() if n == name]:
+            del self._plan_starts[action]
+
+    def get(self, name: str) -> Executor | None:
+        return self._executors.get(name)
+
+    def named(self, name: str) -> Executor:
+        executor = self._executors.get(name)
+        if executor is None:
+            from atom.errors import InvalidInput
+
+            raise InvalidInput(f"No executor named {name!r}.", code="UNKNOWN_EXECUTOR", details={"field": "executor"})
+        return executor
+
+    def for_plan(self, steps: list[PlanStep]) -> Executor:
+        """The executor of a stored plan: the one registered for its first action, else "plan"."""
+        return self.named(self._plan_starts.get(steps[0].action, "plan") if steps else "plan")
 
 
-def register_executor(name: str, executor: Executor, *, first_action: str | None = None) -> None:
-    executors[name] = executor
-    if first_action is not None:
-        plan_starts[first_action] = name
+_current: Executors | None = None
+
+
+def install(value: Executors | None) -> None:
+    global _current
+    _current = value
+
+
+def current() -> Executors:
+    """This process's executors (built by `atom.registries.ensure_registries`)."""
+    if _current is None:
+        from atom.errors import Unavailable
+
+        raise Unavailable("The executors are not built in this process.", code="REGISTRIES_NOT_BUILT")
+    return _current
 
 
 def executor_for(steps: list[PlanStep]) -> Executor:
     """The executor of a stored plan: the one registered for its first action, else "plan"."""
-    return get_executor(plan_starts.get(steps[0].action, "plan") if steps else "plan")
+    return current().for_plan(steps)
 
 
 def get_executor(name: str) -> Executor:
-    executor = executors.get(name)
-    if executor is None:
-        from atom.errors import InvalidInput
-
-        raise InvalidInput(f"No executor named {name!r}.", code="UNKNOWN_EXECUTOR", details={"field": "executor"})
-    return executor
+    return current().named(name)

@@ -5,7 +5,7 @@ The context carries the step's idempotency key (stable across redeliveries of th
 and automatic retries, new on a person's retry-from-failed), a shared HTTP client, settings,
 credentials from the secrets store, and a per-step log.
 
-Every action is registered in the governance catalogue (`governance.catalogue.register`). Some
+Every action is registered in the registry's governance catalogue (`ActionCatalogue.register`). Some
 actions are governed by what they do rather than by their name: `http_request` is checked as
 `http_get` (complexity 1), `http_post`/`http_put`/`http_patch` (3) or `http_delete` (4).
 Tools of the agent runtime (`atom.runtime.tools`) are usable as workflow actions too.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -26,9 +25,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from atom.config import Settings
 from atom.db.session import Database
 from atom.errors import InvalidInput, NotFound
-from atom.governance.catalogue import catalogue
+from atom.governance.catalogue import ActionCatalogue
 from atom.runtime.tools import ToolRegistry
-from atom.runtime.tools import tools as runtime_tools
 from atom.security import secrets_store
 from atom.workflows.integrations.errors import IntegrationNotConfigured
 
@@ -94,16 +92,27 @@ class WorkflowAction:
 
 
 class ActionRegistry:
-    def __init__(self, fallback: ToolRegistry | None = runtime_tools) -> None:
+    def __init__(self, catalogue: ActionCatalogue, fallback: ToolRegistry | None = None) -> None:
         self._actions: dict[str, WorkflowAction] = {}
         self._fallback = fallback
+        self.catalogue = catalogue
 
-    def register(self, action: WorkflowAction) -> WorkflowAction:
+    def register(self, action: WorkflowAction, *, implementation: str = "workflow") -> WorkflowAction:
+        """Add `action`; its catalogue entries say what implements them ("workflow", "integration")."""
+        catalogue = self.catalogue
         if action.governed_names:
             for name, complexity in action.governed_names.items():
-                catalogue.register(name, complexity, f"{action.name}: {action.description}", source="workflow")
+                catalogue.register(
+                    name,
+                    complexity,
+                    f"{action.name}: {action.description}",
+                    source="workflow",
+                    implementation=implementation,
+                )
         else:
-            catalogue.register(action.name, action.complexity, action.description, source="workflow")
+            catalogue.register(
+                action.name, action.complexity, action.description, source="workflow", implementation=implementation
+            )
         self._actions[action.name] = action
         return action
 
@@ -136,19 +145,28 @@ async def noop(params: BaseModel, ctx: ActionContext) -> dict[str, Any]:
     return dict(params.model_extra or {})
 
 
-def build_registry() -> ActionRegistry:
-    from atom.runtime.builtin_tools import register_builtin_tools
+def build_registry(tools: ToolRegistry) -> ActionRegistry:
+    """The workflow actions (noop and the integrations) in `tools`' catalogue; the tools are actions too."""
     from atom.workflows.integrations import register_integrations
 
-    if runtime_tools.get("get_current_time") is None:
-        register_builtin_tools(runtime_tools)
-    registry = ActionRegistry()
+    registry = ActionRegistry(tools.catalogue, fallback=tools)
     registry.register(WorkflowAction("noop", 1, "Do nothing; the output is the step's inputs.", NoopParams, noop))
     register_integrations(registry)
     return registry
 
 
-@lru_cache(maxsize=1)
-def default_registry() -> ActionRegistry:
-    """Built on first use (never at import time) and shared by the engine, the API and the CLI."""
-    return build_registry()
+_current: ActionRegistry | None = None
+
+
+def install(value: ActionRegistry | None) -> None:
+    global _current
+    _current = value
+
+
+def current() -> ActionRegistry:
+    """This process's workflow actions (built by `atom.registries.ensure_registries`)."""
+    if _current is None:
+        from atom.errors import Unavailable
+
+        raise Unavailable("The workflow actions are not built in this process.", code="REGISTRIES_NOT_BUILT")
+    return _current

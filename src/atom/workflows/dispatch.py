@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from atom.config import Settings, WorkflowExecutorMode
 from atom.errors import ConfigurationError
 from atom.observability.logging import get_logger
-from atom.workflows.engine import QueuedStep
+from atom.workflows.machine import QueuedStep
 
 log = get_logger("atom.workflows.dispatch")
 StepHandler = Callable[[str], Awaitable[object]]

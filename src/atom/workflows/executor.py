@@ -1,4 +1,4 @@
-"""The workflow engine as an executor of the trigger interceptor (training domain).
+"""The workflow runner as an executor of the trigger interceptor (training domain).
 
 A workflow reaches the interceptor as a plan: a `workflow.start` step naming the workflow's
 immutable version, its inputs and trigger payload, followed by one step per workflow step (what
@@ -13,9 +13,9 @@ a person approving an INTERN's proposal reads). Executing that plan starts a dur
 Approval steps inside a workflow are proposals too (plan `workflow.approve_step`); approving one
 through the proposals API continues the run.
 
-The proposal and supervision services call the executor registered as "plan". Until they pick the
-executor named by the trigger, `install_executors` wraps "plan" so that workflow plans reach this
-executor and every other plan still reaches the original plan executor unchanged.
+A started runner (`workflows/app.py`) registers this executor as "workflow" for plans whose first
+action is `workflow.start` or `workflow.approve_step`, so the proposal and supervision services, which
+pick a stored plan's executor by its first action, send workflow plans here.
 """
 
 from __future__ import annotations
@@ -29,15 +29,14 @@ from atom.db.base import utcnow
 from atom.db.session import Database
 from atom.governance.policy import GovernanceContext
 from atom.training import proposals as proposals_service
-from atom.training.executor import Executor, RunResult, StepHooks, StepOutcome, executors, register_executor
+from atom.training.executor import Executors, RunResult, StepHooks, StepOutcome
 from atom.training.plan import Plan, PlanStep
-from atom.workflows import engine as run_engine
-from atom.workflows import service, templates
+from atom.workflows import machine, service, templates
 from atom.workflows.definition import WorkflowDefinition
 from atom.workflows.models import RunStatus, StepStatus, Workflow, WorkflowVersion
 
 if TYPE_CHECKING:
-    from atom.workflows.runner import WorkflowEngine
+    from atom.workflows.runner import StepRunner
 
 START_ACTION = "workflow.start"
 WORKFLOW_EXECUTOR = "workflow"
@@ -83,8 +82,8 @@ def step_plan(definition: WorkflowDefinition, version: WorkflowVersion) -> list[
 
 
 class WorkflowExecutor:
-    def __init__(self, engine: WorkflowEngine) -> None:
-        self.engine = engine
+    def __init__(self, runner: StepRunner) -> None:
+        self.runner = runner
 
     async def run(
         self,
@@ -98,7 +97,7 @@ class WorkflowExecutor:
     ) -> RunResult:
         if not steps:
             return RunResult(ok=False, error="empty plan")
-        if steps[0].action == run_engine.APPROVE_STEP_ACTION:
+        if steps[0].action == machine.APPROVE_STEP_ACTION:
             return await self._approve_step(steps[0], context)
         if steps[0].action != START_ACTION:
             return RunResult(ok=False, error=f"not a workflow plan (starts with {steps[0].action!r})")
@@ -120,16 +119,16 @@ class WorkflowExecutor:
         from atom.audit import service as audit
         from atom.errors import Conflict
 
-        engine = self.engine
+        runner = self.runner
         params = steps[0].params
-        async with engine.db.session_scope() as session:
+        async with runner.db.session_scope() as session:
             workflow = await service.get_workflow(session=session, ref=str(params["workflow_id"]))
             version = await service.get_version(
                 session=session, workflow_id=workflow.id, version=int(params["version"])
             )
             if version.definition_hash != params.get("definition_hash"):
                 raise Conflict("The workflow version does not match the plan's hash.", code="PLAN_HASH_MISMATCH")
-            definition = await engine.definition(session, workflow.id, version.version)
+            definition = await runner.definition(session, workflow.id, version.version)
             expected = [s.model_dump() for s in step_plan(definition, version)]
             if [s.model_dump() for s in steps[1:]] != expected:
                 raise Conflict(
@@ -144,7 +143,7 @@ class WorkflowExecutor:
                 supervision_session_id=context.supervision_session_id,
                 actor_user_id=context.actor_user_id,
             )
-            run, advance = await run_engine.create_run(
+            run, advance = await machine.create_run(
                 session,
                 workflow=workflow,
                 version=version,
@@ -156,8 +155,8 @@ class WorkflowExecutor:
                 trigger_id=params.get("trigger_id"),
                 chain_depth=int(params.get("chain_depth") or 0),
                 mode="inline" if inline else "pool",
-                now=engine.clock(),
-                settings=engine.settings,
+                now=runner.clock(),
+                settings=runner.settings,
             )
             await audit.record(
                 session=session,
@@ -177,24 +176,24 @@ class WorkflowExecutor:
             )
             run_id = run.id
         if inline:
-            engine.wakeup_event(run_id)
-        await engine.after_commit(advance)
+            runner.wakeup_event(run_id)
+        await runner.after_commit(advance)
         return run_id
 
     async def _drive_inline(self, run_id: str, hooks: StepHooks, started: StepOutcome) -> RunResult:
-        engine = self.engine
+        runner = self.runner
         outcomes = [started]
         terminated = False
-        wakeup = engine.wakeup_event(run_id)
+        wakeup = runner.wakeup_event(run_id)
         try:
             while True:
                 wakeup.clear()
-                async with engine.db.session_scope() as session:
+                async with runner.db.session_scope() as session:
                     run = await service.get_run(session=session, run_id=run_id)
                     if run.status != RunStatus.RUNNING.value:
                         break
-                    steps = await run_engine.load_steps(session, run_id)
-                    now = engine.clock()
+                    steps = await machine.load_steps(session, run_id)
+                    now = runner.clock()
                     ready = [
                         s
                         for s in steps
@@ -202,11 +201,11 @@ class WorkflowExecutor:
                     ]
                     preview: dict[str, Any] = {}
                     if ready:
-                        definition = await engine.definition(session, run.workflow_id, run.version)
+                        definition = await runner.definition(session, run.workflow_id, run.version)
                         spec = definition.step(ready[0].step_key)
                         try:
                             preview = templates.render_value(
-                                spec.with_, run_engine.template_context(run, steps), field=f"steps.{spec.id}.with"
+                                spec.with_, machine.template_context(run, steps), field=f"steps.{spec.id}.with"
                             )
                         except templates.TemplateError:
                             preview = dict(spec.with_)
@@ -222,7 +221,7 @@ class WorkflowExecutor:
                     await self._terminate(run_id)
                     break
                 override = decided.params if decided.params != planned.params else None
-                outcome = await engine.run_step(step.id, override_input=override)
+                outcome = await runner.run_step(step.id, override_input=override)
                 if outcome is None:
                     continue
                 status = "done" if outcome.ok else ("denied" if outcome.code and "GOVERN" in outcome.code else "failed")
@@ -238,8 +237,8 @@ class WorkflowExecutor:
                 outcomes.append(record)
                 await hooks.after_step(record)
         finally:
-            engine.forget_wakeup(run_id)
-        async with engine.db.session_scope() as session:
+            runner.forget_wakeup(run_id)
+        async with runner.db.session_scope() as session:
             run = await service.get_run(session=session, run_id=run_id)
         return RunResult(
             ok=run.status == RunStatus.SUCCEEDED.value, steps=outcomes, error=run.error, terminated=terminated
@@ -249,27 +248,27 @@ class WorkflowExecutor:
         from atom.audit import service as audit
         from atom.errors import Conflict
 
-        async def body(session: Any) -> run_engine.Advance | None:
+        async def body(session: Any) -> machine.Advance | None:
             try:
-                return await run_engine.cancel_run(session, run_id=run_id, actor=audit.Actor.system(), now=utcnow())
+                return await machine.cancel_run(session, run_id=run_id, actor=audit.Actor.system(), now=utcnow())
             except Conflict:
                 return None
 
-        await self.engine.transact(body)
+        await self.runner.transact(body)
 
     async def _approve_step(self, step: PlanStep, context: GovernanceContext) -> RunResult:
-        engine = self.engine
+        runner = self.runner
         run_id, key = str(step.params.get("run_id")), str(step.params.get("step"))
 
-        async def body(session: Any) -> run_engine.Advance | None:
+        async def body(session: Any) -> machine.Advance | None:
             run = await service.get_run(session=session, run_id=run_id)
-            steps = await run_engine.load_steps(session, run_id)
+            steps = await machine.load_steps(session, run_id)
             row = next((s for s in steps if s.step_key == key), None)
             if row is None or row.proposal_id != context.proposal_id or context.proposal_id is None:
                 return None
             proposal = await proposals_service.get(session=session, proposal_id=context.proposal_id)
-            definition = await engine.definition(session, run.workflow_id, run.version)
-            return await run_engine.resolve_waiting(
+            definition = await runner.definition(session, run.workflow_id, run.version)
+            return await machine.resolve_waiting(
                 session,
                 run_id=run_id,
                 step_run_id=row.id,
@@ -278,11 +277,11 @@ class WorkflowExecutor:
                 output={"approved": True, "approved_by": proposal.decided_by, "proposal_id": proposal.id},
                 error=None,
                 code=None,
-                now=engine.clock(),
-                settings=engine.settings,
+                now=runner.clock(),
+                settings=runner.settings,
             )
 
-        advance = await engine.transact(body)
+        advance = await runner.transact(body)
         if advance is None:
             return RunResult(ok=False, error="the workflow step is no longer waiting for this approval")
         return RunResult(
@@ -290,37 +289,13 @@ class WorkflowExecutor:
         )
 
 
-class PlanOrWorkflow:
-    """Sends workflow plans to the workflow executor and every other plan to the original plan executor."""
-
-    def __init__(self, plan: Executor, workflow: WorkflowExecutor) -> None:
-        self.plan = plan
-        self.workflow = workflow
-
-    async def run(
-        self,
-        *,
-        db: Database,
-        settings: Settings,
-        agent_id: str,
-        steps: list[PlanStep],
-        context: GovernanceContext,
-        hooks: StepHooks | None = None,
-    ) -> RunResult:
-        if steps and steps[0].action in (START_ACTION, run_engine.APPROVE_STEP_ACTION):
-            return await self.workflow.run(
-                db=db, settings=settings, agent_id=agent_id, steps=steps, context=context, hooks=hooks
-            )
-        return await self.plan.run(
-            db=db, settings=settings, agent_id=agent_id, steps=steps, context=context, hooks=hooks
-        )
+def register_executor(executors: Executors, runner: StepRunner) -> WorkflowExecutor:
+    executor = WorkflowExecutor(runner)
+    executors.register(WORKFLOW_EXECUTOR, executor, first_actions=(START_ACTION, machine.APPROVE_STEP_ACTION))
+    return executor
 
 
-def install_executors(engine: WorkflowEngine) -> None:
-    workflow = WorkflowExecutor(engine)
-    register_executor(WORKFLOW_EXECUTOR, workflow)
-    current = executors.get("plan")
-    if isinstance(current, PlanOrWorkflow):
-        current.workflow = workflow
-    elif current is not None:
-        register_executor("plan", PlanOrWorkflow(current, workflow))
+def unregister_executor(executors: Executors, runner: StepRunner) -> None:
+    current = executors.get(WORKFLOW_EXECUTOR)
+    if isinstance(current, WorkflowExecutor) and current.runner is runner:
+        executors.unregister(WORKFLOW_EXECUTOR)

@@ -20,12 +20,11 @@ from atom.observability.logging import get_logger
 from atom.security import secrets_store
 from atom.training import interceptor
 from atom.training import proposals as proposals_service
-from atom.workflows import engine as run_engine
-from atom.workflows import service, signing
+from atom.workflows import machine, service, signing
 from atom.workflows.definition import WorkflowDefinition
 from atom.workflows.executor import WORKFLOW_EXECUTOR, build_plan
 from atom.workflows.models import StepRun, StepStatus, TriggerFire, WorkflowTrigger
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows.runner import StepRunner
 from atom.workflows.state import StepState
 
 log = get_logger("atom.workflows")
@@ -47,7 +46,7 @@ class StartResult:
 
 
 async def start_workflow(
-    engine: WorkflowEngine,
+    runner: StepRunner,
     *,
     workflow_ref: str,
     inputs: dict[str, Any],
@@ -59,12 +58,12 @@ async def start_workflow(
     chain_depth: int = 0,
 ) -> StartResult:
     """Resolve the workflow and its agent, build the plan, and hand it to the trigger interceptor."""
-    async with engine.db.session_scope() as session:
+    async with runner.db.session_scope() as session:
         workflow = await service.get_workflow(session=session, ref=workflow_ref)
         version = await service.get_version(session=session, workflow_id=workflow.id)
-        definition = await engine.definition(session, workflow.id, version.version)
+        definition = await runner.definition(session, workflow.id, version.version)
         resolved = service.require_inputs(definition, inputs)
-        agent_id = version.agent_ids.get("") or engine.settings.default_agent_id
+        agent_id = version.agent_ids.get("") or runner.settings.default_agent_id
         if not agent_id:
             raise InvalidInput(
                 f"Workflow {workflow.name!r} names no agent and ATOM_DEFAULT_AGENT_ID is not set.",
@@ -82,8 +81,8 @@ async def start_workflow(
         )
         summary = {"workflow_id": workflow.id, "workflow": workflow.name, "version": version.version}
     routed = await interceptor.intercept(
-        db=engine.db,
-        settings=engine.settings,
+        db=runner.db,
+        settings=runner.settings,
         agent_id=agent_id,
         trigger=interceptor.TriggerInfo(
             source=source, kind=kind, payload=summary, executor=WORKFLOW_EXECUTOR, actor_user_id=actor_user_id
@@ -110,12 +109,12 @@ async def start_workflow(
 # --- trigger fires: each exactly once ---------------------------------------------------------
 
 
-async def _claim_fire(engine: WorkflowEngine, trigger_id: str, fire_key: str, outcome: str = "pending") -> str | None:
+async def _claim_fire(runner: StepRunner, trigger_id: str, fire_key: str, outcome: str = "pending") -> str | None:
     """Insert the fire row; None when this fire already happened (another process, a replay)."""
     try:
-        async with engine.db.session_scope() as session:
+        async with runner.db.session_scope() as session:
             fire = TriggerFire(
-                trigger_id=trigger_id, fire_key=fire_key[:128], outcome=outcome, created_at=engine.clock()
+                trigger_id=trigger_id, fire_key=fire_key[:128], outcome=outcome, created_at=runner.clock()
             )
             session.add(fire)
             await session.flush()
@@ -124,10 +123,8 @@ async def _claim_fire(engine: WorkflowEngine, trigger_id: str, fire_key: str, ou
         return None
 
 
-async def _finish_fire(
-    engine: WorkflowEngine, fire_id: str, outcome: str, run_id: str | None, detail: str | None
-) -> None:
-    async with engine.db.session_scope() as session:
+async def _finish_fire(runner: StepRunner, fire_id: str, outcome: str, run_id: str | None, detail: str | None) -> None:
+    async with runner.db.session_scope() as session:
         await session.execute(
             update(TriggerFire)
             .where(TriggerFire.id == fire_id)
@@ -136,7 +133,7 @@ async def _finish_fire(
 
 
 async def _fire(
-    engine: WorkflowEngine,
+    runner: StepRunner,
     trigger: WorkflowTrigger,
     fire_id: str,
     *,
@@ -146,7 +143,7 @@ async def _fire(
 ) -> StartResult | None:
     try:
         result = await start_workflow(
-            engine,
+            runner,
             workflow_ref=trigger.workflow_id,
             inputs={},
             source=source,
@@ -158,16 +155,16 @@ async def _fire(
     except Exception as exc:
         message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         log.warning("workflow trigger could not start a run", trigger_id=trigger.id, error=message)
-        await _finish_fire(engine, fire_id, "error", None, message)
+        await _finish_fire(runner, fire_id, "error", None, message)
         return None
-    await _finish_fire(engine, fire_id, result.route, result.run_id, result.reason)
+    await _finish_fire(runner, fire_id, result.route, result.run_id, result.reason)
     return result
 
 
 async def fire_schedule(
-    engine: WorkflowEngine, trigger: WorkflowTrigger, *, fire_at: datetime, missed: int, now: datetime
+    runner: StepRunner, trigger: WorkflowTrigger, *, fire_at: datetime, missed: int, now: datetime
 ) -> StartResult | None:
-    fire_id = await _claim_fire(engine, trigger.id, f"cron:{fire_at.isoformat()}")
+    fire_id = await _claim_fire(runner, trigger.id, f"cron:{fire_at.isoformat()}")
     if fire_id is None:
         return None
     payload = {
@@ -177,15 +174,15 @@ async def fire_schedule(
         "fired_at": now.isoformat(),
         "missed": missed,
     }
-    return await _fire(engine, trigger, fire_id, source="schedule", payload=payload)
+    return await _fire(runner, trigger, fire_id, source="schedule", payload=payload)
 
 
 async def record_skipped_fires(
-    engine: WorkflowEngine, trigger: WorkflowTrigger, *, last_missed: datetime, missed: int
+    runner: StepRunner, trigger: WorkflowTrigger, *, last_missed: datetime, missed: int
 ) -> None:
-    fire_id = await _claim_fire(engine, trigger.id, f"missed:{last_missed.isoformat()}", outcome="skipped")
+    fire_id = await _claim_fire(runner, trigger.id, f"missed:{last_missed.isoformat()}", outcome="skipped")
     if fire_id is not None:
-        await _finish_fire(engine, fire_id, "skipped", None, f"{missed} missed fire(s) skipped (policy skip)")
+        await _finish_fire(runner, fire_id, "skipped", None, f"{missed} missed fire(s) skipped (policy skip)")
         log.info("missed cron fires skipped", trigger_id=trigger.id, missed=missed)
 
 
@@ -198,8 +195,8 @@ def event_fire_key(topic: str, payload: dict[str, Any]) -> str:
     return f"event:{topic}:{hashlib.sha256(canonical.encode()).hexdigest()}"
 
 
-async def fire_event(engine: WorkflowEngine, topic: str, payload: dict[str, Any]) -> list[StartResult]:
-    async with engine.db.session_scope() as session:
+async def fire_event(runner: StepRunner, topic: str, payload: dict[str, Any]) -> list[StartResult]:
+    async with runner.db.session_scope() as session:
         triggers = list(
             (
                 await session.scalars(
@@ -217,14 +214,14 @@ async def fire_event(engine: WorkflowEngine, topic: str, payload: dict[str, Any]
         wanted = trigger.config.get("filter") or {}
         if any(payload.get(k) != v for k, v in wanted.items()):
             continue
-        fire_id = await _claim_fire(engine, trigger.id, event_fire_key(topic, payload))
+        fire_id = await _claim_fire(runner, trigger.id, event_fire_key(topic, payload))
         if fire_id is None:
             continue
         if depth > MAX_CHAIN_DEPTH:
-            await _finish_fire(engine, fire_id, "refused", None, f"event chain deeper than {MAX_CHAIN_DEPTH}")
+            await _finish_fire(runner, fire_id, "refused", None, f"event chain deeper than {MAX_CHAIN_DEPTH}")
             continue
         event_payload = {"type": "event", "trigger": trigger.trigger_key, "event": topic, "payload": payload}
-        result = await _fire(engine, trigger, fire_id, source="event", payload=event_payload, chain_depth=depth)
+        result = await _fire(runner, trigger, fire_id, source="event", payload=event_payload, chain_depth=depth)
         if result is not None:
             results.append(result)
     return results
@@ -234,11 +231,11 @@ async def fire_event(engine: WorkflowEngine, topic: str, payload: dict[str, Any]
 
 
 async def receive_webhook(
-    engine: WorkflowEngine, *, workflow_ref: str, trigger_key: str, body: bytes, headers: dict[str, str]
+    runner: StepRunner, *, workflow_ref: str, trigger_key: str, body: bytes, headers: dict[str, str]
 ) -> StartResult:
     """Verify (timestamp window, HMAC-SHA256, replay) and start. Every refusal happens before any write."""
-    settings = engine.settings
-    async with engine.db.session_scope() as session:
+    settings = runner.settings
+    async with runner.db.session_scope() as session:
         try:
             workflow = await service.get_workflow(session=session, ref=workflow_ref)
             trigger = await service.get_trigger(session=session, workflow_id=workflow.id, key=trigger_key)
@@ -257,7 +254,7 @@ async def receive_webhook(
             sent_at = int(timestamp)
         except ValueError:
             raise Unauthorized("The timestamp must be Unix seconds.", code="WEBHOOK_BAD_TIMESTAMP") from None
-        now = engine.clock().timestamp()
+        now = runner.clock().timestamp()
         if abs(now - sent_at) > settings.webhook_replay_window_s:
             raise Unauthorized(
                 f"The timestamp is outside the {settings.webhook_replay_window_s} s window.",
@@ -265,7 +262,7 @@ async def receive_webhook(
             )
         secret_name = str(trigger.config.get("secret"))
         try:
-            secret = await secrets_store.reveal(session=session, cipher=engine.cipher, name=secret_name)
+            secret = await secrets_store.reveal(session=session, cipher=runner.cipher, name=secret_name)
         except NotFound:
             log.error("webhook secret missing", trigger_id=trigger.id, secret=secret_name)
             raise Unavailable(
@@ -279,12 +276,12 @@ async def receive_webhook(
         "trigger": trigger.trigger_key,
         "body": _parse_body(body, headers.get("content-type", "")),
         "headers": {k: v for k, v in headers.items() if k in FORWARDED_HEADERS},
-        "received_at": engine.clock().isoformat(),
+        "received_at": runner.clock().isoformat(),
     }
-    fire_id = await _claim_fire(engine, trigger.id, "sig:" + hashlib.sha256(signature.strip().encode()).hexdigest())
+    fire_id = await _claim_fire(runner, trigger.id, "sig:" + hashlib.sha256(signature.strip().encode()).hexdigest())
     if fire_id is None:
         raise Conflict("This delivery was already received (same signature).", code="WEBHOOK_REPLAYED")
-    result = await _fire(engine, trigger, fire_id, source="webhook", payload=payload)
+    result = await _fire(runner, trigger, fire_id, source="webhook", payload=payload)
     if result is None:
         raise Unavailable(
             "The webhook was verified but the run could not start; see the server log.", code="RUN_NOT_STARTED"
@@ -307,27 +304,27 @@ def _parse_body(body: bytes, content_type: str) -> Any:
 # --- a person acts on a run -------------------------------------------------------------------
 
 
-async def cancel(engine: WorkflowEngine, *, run_id: str, actor: audit.Actor) -> None:
-    async def body(session: Any) -> run_engine.Advance:
-        return await run_engine.cancel_run(session, run_id=run_id, actor=actor, now=engine.clock())
+async def cancel(runner: StepRunner, *, run_id: str, actor: audit.Actor) -> None:
+    async def body(session: Any) -> machine.Advance:
+        return await machine.cancel_run(session, run_id=run_id, actor=actor, now=runner.clock())
 
-    await engine.transact(body)
+    await runner.transact(body)
 
 
-async def retry(engine: WorkflowEngine, *, run_id: str, actor: audit.Actor) -> None:
-    async def body(session: Any) -> run_engine.Advance:
+async def retry(runner: StepRunner, *, run_id: str, actor: audit.Actor) -> None:
+    async def body(session: Any) -> machine.Advance:
         run = await service.get_run(session=session, run_id=run_id)
-        definition = await engine.definition(session, run.workflow_id, run.version)
-        return await run_engine.retry_run(
-            session, run_id=run_id, definition=definition, actor=actor, now=engine.clock(), settings=engine.settings
+        definition = await runner.definition(session, run.workflow_id, run.version)
+        return await machine.retry_run(
+            session, run_id=run_id, definition=definition, actor=actor, now=runner.clock(), settings=runner.settings
         )
 
-    await engine.transact(body)
+    await runner.transact(body)
 
 
-async def _waiting_approval(engine: WorkflowEngine, run_id: str, step_key: str) -> StepState:
-    async with engine.db.session_scope() as session:
-        steps = await run_engine.load_steps(session, run_id)
+async def _waiting_approval(runner: StepRunner, run_id: str, step_key: str) -> StepState:
+    async with runner.db.session_scope() as session:
+        steps = await machine.load_steps(session, run_id)
     step = next((s for s in steps if s.step_key == step_key), None)
     if step is None:
         raise NotFound(f"The run has no step {step_key!r}.", code="STEP_NOT_FOUND")
@@ -336,45 +333,43 @@ async def _waiting_approval(engine: WorkflowEngine, run_id: str, step_key: str) 
     return step
 
 
-async def approve_step(
-    engine: WorkflowEngine, *, run_id: str, step_key: str, approver_id: str, reason: str | None
-) -> None:
+async def approve_step(runner: StepRunner, *, run_id: str, step_key: str, approver_id: str, reason: str | None) -> None:
     """Approve through the proposal service: the same claim, audit and confidence as any proposal."""
-    step = await _waiting_approval(engine, run_id, step_key)
+    step = await _waiting_approval(runner, run_id, step_key)
     assert step.proposal_id is not None
     approval = await proposals_service.approve(
-        db=engine.db, settings=engine.settings, proposal_id=step.proposal_id, approver_id=approver_id, reason=reason
+        db=runner.db, settings=runner.settings, proposal_id=step.proposal_id, approver_id=approver_id, reason=reason
     )
     if approval.run is not None and not approval.run.ok:
         raise Conflict(f"Approved, but the run did not continue: {approval.run.error}", code="STEP_NOT_WAITING")
 
 
-async def reject_step(engine: WorkflowEngine, *, run_id: str, step_key: str, approver_id: str, reason: str) -> None:
-    step = await _waiting_approval(engine, run_id, step_key)
+async def reject_step(runner: StepRunner, *, run_id: str, step_key: str, approver_id: str, reason: str) -> None:
+    step = await _waiting_approval(runner, run_id, step_key)
     assert step.proposal_id is not None
-    async with engine.db.session_scope() as session:
+    async with runner.db.session_scope() as session:
         await proposals_service.reject(
             session=session,
             proposal_id=step.proposal_id,
             approver_id=approver_id,
             reason=reason,
-            settings=engine.settings,
+            settings=runner.settings,
         )
-    await settle_approval(engine, step)
+    await settle_approval(runner, step)
 
 
-async def settle_approval(engine: WorkflowEngine, step: StepRun | StepState) -> None:
+async def settle_approval(runner: StepRunner, step: StepRun | StepState) -> None:
     """Apply a decision taken in the proposals list (approved, rejected, expired) to the waiting step."""
     from atom.training.models import ProposalStatus
 
-    async def body(session: Any) -> run_engine.Advance | None:
+    async def body(session: Any) -> machine.Advance | None:
         assert step.proposal_id is not None
         proposal = await proposals_service.get(session=session, proposal_id=step.proposal_id)
         status = ProposalStatus(proposal.status)
         if status is ProposalStatus.PENDING:
             return None
         run = await service.get_run(session=session, run_id=step.run_id)
-        definition: WorkflowDefinition = await engine.definition(session, run.workflow_id, run.version)
+        definition: WorkflowDefinition = await runner.definition(session, run.workflow_id, run.version)
         approved = status in (ProposalStatus.APPROVED, ProposalStatus.EXECUTED, ProposalStatus.EXECUTION_FAILED)
         decider = "approved_by" if approved else "rejected_by"  # the same output shape as executor._approve_step
         if approved:
@@ -384,7 +379,7 @@ async def settle_approval(engine: WorkflowEngine, step: StepRun | StepState) -> 
             code = "APPROVAL_REJECTED"
         else:
             error, code = "the approval request expired", "APPROVAL_EXPIRED"
-        return await run_engine.resolve_waiting(
+        return await machine.resolve_waiting(
             session,
             run_id=step.run_id,
             step_run_id=step.id,
@@ -393,8 +388,8 @@ async def settle_approval(engine: WorkflowEngine, step: StepRun | StepState) -> 
             output={"approved": approved, decider: proposal.decided_by, "proposal_id": proposal.id},
             error=error,
             code=code,
-            now=engine.clock(),
-            settings=engine.settings,
+            now=runner.clock(),
+            settings=runner.settings,
         )
 
-    await engine.transact(body)
+    await runner.transact(body)

@@ -19,10 +19,11 @@ from atom.deps import (
 from atom.governance.policy import TriggerKind
 from atom.pagination import Page
 from atom.workflows import flows, service
+from atom.workflows.app import current_runner
 from atom.workflows.definition import DefinitionError, topological_order
 from atom.workflows.models import RunStatus
 from atom.workflows.presenters import run_detail, workflow_detail
-from atom.workflows.runner import WorkflowEngine, get_engine
+from atom.workflows.runner import StepRunner
 from atom.workflows.schemas import (
     RunCreate,
     RunDetail,
@@ -40,12 +41,12 @@ router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 runs_router = APIRouter(prefix="/api/workflow-runs", tags=["workflows"])
 
 
-def engine_dep(request: Request) -> WorkflowEngine:
-    engine = getattr(request.app.state, "workflow_engine", None)
-    return engine if isinstance(engine, WorkflowEngine) else get_engine()
+def engine_dep(request: Request) -> StepRunner:
+    runner = getattr(request.app.state, "workflow_engine", None)
+    return runner if isinstance(runner, StepRunner) else current_runner()
 
 
-EngineDep = Annotated[WorkflowEngine, Depends(engine_dep)]
+EngineDep = Annotated[StepRunner, Depends(engine_dep)]
 
 
 @router.post("/validate", response_model=ValidationResult)
@@ -239,9 +240,9 @@ async def reject_step(
     )
 
 
-def _subscribe_events(engine: WorkflowEngine, topics: list[str | None]) -> None:
-    if engine.scheduler is None:
+def _subscribe_events(engine: StepRunner, topics: list[str | None]) -> None:
+    if engine.subscribe_topic is None:
         return
     for topic in topics:
         if topic:
-            engine.scheduler.subscribe(topic)
+            engine.subscribe_topic(topic)

@@ -1,4 +1,8 @@
-"""The per-process workflow engine: claims a step, checks governance, runs the action, records the outcome.
+"""The step runner: claims a step, checks governance, runs the action, records the outcome.
+
+It is passive: it starts nothing. `workflows/app.py` starts a runner's dispatcher, the scheduler and
+the "workflow" executor (in `atom-os serve` and `atom-os worker`); `machine.py` is the run state
+machine the runner's transactions call.
 
 One step execution is three steps, each in its own transaction:
 
@@ -18,8 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import socket
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -41,8 +43,9 @@ from atom.events.bus import get_bus
 from atom.governance import service as governance
 from atom.observability.logging import get_logger
 from atom.security.secrets_store import load_cipher
-from atom.workflows import engine, state, templates
-from atom.workflows.actions import ActionContext, ActionRegistry, WorkflowAction, default_registry
+from atom.workflows import actions as workflow_actions
+from atom.workflows import holders, machine, state, templates
+from atom.workflows.actions import ActionContext, ActionRegistry, WorkflowAction
 from atom.workflows.definition import WorkflowDefinition
 from atom.workflows.dispatch import Dispatcher, build_dispatcher
 from atom.workflows.integrations.errors import IntegrationError
@@ -110,7 +113,7 @@ def _jsonable(value: Any) -> dict[str, Any]:
     return loaded
 
 
-class WorkflowEngine:
+class StepRunner:
     def __init__(
         self,
         *,
@@ -123,9 +126,9 @@ class WorkflowEngine:
     ) -> None:
         self.db = db
         self.settings = settings
-        self.registry = registry or default_registry()
+        self.registry = registry or workflow_actions.current()
         self.clock = clock
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.worker_id = worker_id or holders.this_process()  # HOST:PID:START (holders.py)
         self.cipher = load_cipher(settings)
         self.dispatcher: Dispatcher = dispatcher or build_dispatcher(settings, self.run_step)
         self.http: httpx.AsyncClient = httpx.AsyncClient(follow_redirects=False)
@@ -134,44 +137,28 @@ class WorkflowEngine:
         self._cancelled_runs: set[str] = set()
         self._wakeups: dict[str, asyncio.Event] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self._chains: dict[str, engine.Known] = {}  # run id -> its steps as this worker's chain left them
-        self.scheduler: Any = None
-        self.started = False
+        self._chains: dict[str, machine.Known] = {}  # run id -> its steps as this worker's chain left them
         # A worker of a task engine with job timeouts sets these (see `run_step`); the embedded pool has neither.
         self.may_continue: Callable[[], bool] = lambda: True
         self.chain_budget_s: float | None = None
+        # Set by a started engine's scheduler (workflows/app.py): event triggers created here are listened to at once.
+        self.subscribe_topic: Callable[[str], None] | None = None
 
-    # --- lifecycle -------------------------------------------------------------------------
+    # --- lifecycle (driven by workflows/app.py) --------------------------------------------
 
-    async def start(self, *, scheduler: bool | None = None) -> None:
-        from atom.workflows.executor import install_executors
-        from atom.workflows.scheduler import Scheduler
-
+    def open(self) -> None:
+        """Ready to run steps: an HTTP client for the actions (again after `close`)."""
         if self.http.is_closed:
             self.http = httpx.AsyncClient(follow_redirects=False)
-        await self.dispatcher.start()
-        install_executors(self)
-        get_bus().on(engine.RUN_CANCELLED, self._on_run_cancelled)
-        if scheduler if scheduler is not None else self.settings.workflow_scheduler_enabled:
-            self.scheduler = Scheduler(self)
-            await self.scheduler.start()
-        self.started = True
-        set_engine(self)
 
-    async def stop(self) -> None:
-        if self.scheduler is not None:
-            await self.scheduler.stop()
-            self.scheduler = None
-        await self.dispatcher.stop()
+    async def close(self) -> None:
+        """Cancel the background tasks this runner spawned and close its HTTP client."""
         for task in list(self._background):
             task.cancel()
         for task in list(self._background):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.http.aclose()
-        self.started = False
-        if get_engine_or_none() is self:
-            set_engine(None)
 
     def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
@@ -206,7 +193,7 @@ class WorkflowEngine:
             self._definitions.popitem(last=False)
         return parsed
 
-    async def after_commit(self, advance: engine.Advance | None) -> None:
+    async def after_commit(self, advance: machine.Advance | None) -> None:
         """Hand newly queued steps to workers and publish events; only ever after the commit."""
         if advance is None:
             return
@@ -235,7 +222,9 @@ class WorkflowEngine:
     def forget_wakeup(self, run_id: str) -> None:
         self._wakeups.pop(run_id, None)
 
-    async def transact(self, body: Callable[[AsyncSession], Awaitable[engine.Advance | None]]) -> engine.Advance | None:
+    async def transact(
+        self, body: Callable[[AsyncSession], Awaitable[machine.Advance | None]]
+    ) -> machine.Advance | None:
         """One transaction, retried on deadlocks and serialization failures, then `after_commit`."""
         for attempt in range(DB_RETRIES):
             try:
@@ -252,7 +241,7 @@ class WorkflowEngine:
 
     # --- cancellation ----------------------------------------------------------------------
 
-    def _on_run_cancelled(self, payload: dict[str, Any]) -> None:
+    def on_run_cancelled(self, payload: dict[str, Any]) -> None:
         run_id = payload.get("run_id")
         if not isinstance(run_id, str):
             return
@@ -368,11 +357,11 @@ class WorkflowEngine:
                     rendered = override_input
                 else:
                     failure = (
-                        engine.failure_for_handler(definition, steps, step.step_key)
+                        machine.failure_for_handler(definition, steps, step.step_key)
                         if step.step_key in definition.handler_ids
                         else None
                     )
-                    context = engine.template_context(run, steps, failure=failure)
+                    context = machine.template_context(run, steps, failure=failure)
                     rendered = templates.render_value(spec.with_, context, field=f"steps.{spec.id}.with")
                 step.input = rendered
                 action = self.registry.get(spec.action or "")
@@ -388,7 +377,7 @@ class WorkflowEngine:
                 session=session,
                 agent_id=step.agent_id or run.agent_id,
                 action=action.governance_action(claim.params),
-                context=engine.governance_context(run),
+                context=machine.governance_context(run),
                 settings=self.settings,
             )
             if not decision.allowed:
@@ -443,17 +432,17 @@ class WorkflowEngine:
         now = self.clock()
         logs = list(claim.step.logs or [])
         claim_next = (
-            engine.ClaimNext(self.worker_id, self.settings.workflow_visibility_timeout_s)
+            machine.ClaimNext(self.worker_id, self.settings.workflow_visibility_timeout_s)
             if chain and outcome.ok
             else None
         )
         following: list[Claim | None] = []
         known = [k] if (k := self._chains.pop(claim.run.id, None)) is not None else []
 
-        async def body(session: AsyncSession) -> engine.Advance | None:
+        async def body(session: AsyncSession) -> machine.Advance | None:
             following.clear()
             if outcome.ok:
-                advance = await engine.record_success(
+                advance = await machine.record_success(
                     session,
                     run_id=claim.run.id,
                     step_run_id=claim.step.id,
@@ -467,7 +456,7 @@ class WorkflowEngine:
                     known=known.pop() if known else None,  # a retried transaction reads the rows again
                 )
             else:
-                advance = await engine.record_failure(
+                advance = await machine.record_failure(
                     session,
                     run_id=claim.run.id,
                     step_run_id=claim.step.id,
@@ -506,10 +495,10 @@ class WorkflowEngine:
         advance = await self.transact(body)
         following_claim = next((c for c in following if c is not None), None)
         if following_claim is not None and advance is not None and advance.run is not None:
-            self._chains[advance.run.id] = engine.Known(advance.run, advance.steps)
+            self._chains[advance.run.id] = machine.Known(advance.run, advance.steps)
         return following_claim
 
-    async def _prepare_claimed(self, session: AsyncSession, advance: engine.Advance) -> Claim | None:
+    async def _prepare_claimed(self, session: AsyncSession, advance: machine.Advance) -> Claim | None:
         """Prepare the step claimed with a completion; if that fails, hand it to the queue instead."""
         step, run = advance.claimed, advance.run
         assert step is not None and run is not None
@@ -524,7 +513,7 @@ class WorkflowEngine:
             step.started_at = step.lease_expires_at = step.worker = None
             step.input = None
             await state.save_steps(session, [step])
-            advance.queued.append(engine.QueuedStep(step.id, run.id, step.dispatches))
+            advance.queued.append(machine.QueuedStep(step.id, run.id, step.dispatches))
             return None
 
 
@@ -533,23 +522,3 @@ def _transient(exc: DBAPIError) -> bool:
         return True
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
     return any(marker in text for marker in ("deadlock", "could not serialize", "database is locked", "serialization"))
-
-
-_engine: WorkflowEngine | None = None
-
-
-def set_engine(value: WorkflowEngine | None) -> None:
-    global _engine
-    _engine = value
-
-
-def get_engine_or_none() -> WorkflowEngine | None:
-    return _engine
-
-
-def get_engine() -> WorkflowEngine:
-    if _engine is None:
-        from atom.errors import Unavailable
-
-        raise Unavailable("The workflow engine is not running in this process.", code="WORKFLOW_ENGINE_STOPPED")
-    return _engine

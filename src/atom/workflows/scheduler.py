@@ -8,6 +8,11 @@ Each tick:
 - approvals: approval steps whose proposal was rejected or expired in the proposals list fail.
 - recovery: steps queued or claimed longer than the visibility timeout ago (a lost message, a worker
   that died) are dispatched again; the conditional claim lets one delivery run them.
+
+At start (`reclaim_at_start`, called by workflows/app.py before the first tick) a process does not wait
+for those timeouts where it can tell better: a step held by a dead process of this host (holders.py:
+its own earlier incarnation after a crash) has its lease ended and is dispatched again at once, and
+with the embedded executor the queued steps, which lived in a pool's memory, are dispatched again too.
 - event topics: event triggers are subscribed on the event bus.
 
 `tick(now)` is public so tests drive it with a controllable clock.
@@ -25,16 +30,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from atom.config import WorkflowExecutorMode
 from atom.db.session import rows_affected
 from atom.events.bus import get_bus
 from atom.observability.logging import get_logger
-from atom.workflows import cron, flows
-from atom.workflows import engine as run_engine
+from atom.workflows import cron, flows, holders, machine
 from atom.workflows.definition import MissedPolicy
 from atom.workflows.models import RunStatus, StepRun, StepStatus, WorkflowRun, WorkflowTrigger
 
 if TYPE_CHECKING:
-    from atom.workflows.runner import WorkflowEngine
+    from atom.workflows.runner import StepRunner
 
 log = get_logger("atom.workflows.scheduler")
 BATCH = 200
@@ -51,9 +56,47 @@ class TickReport:
     redispatched: int = 0
 
 
+async def reclaim_at_start(runner: StepRunner, *, limit: int = 10_000) -> int:
+    """Steps whose holder is known dead (and, embedded, queued ones) dispatched again now. Returns how many."""
+    now = runner.clock()
+    embedded = runner.settings.workflow_executor is WorkflowExecutorMode.EMBEDDED
+    held_here = and_(StepRun.status == StepStatus.RUNNING.value, StepRun.worker.like(f"{holders.host()}:%"))
+    queued = and_(StepRun.status == StepStatus.QUEUED.value, or_(StepRun.due_at.is_(None), StepRun.due_at <= now))
+    async with runner.db.session_scope() as session:
+        rows = (
+            await session.execute(
+                select(StepRun.id, StepRun.run_id, StepRun.dispatches, StepRun.status, StepRun.worker)
+                .join(WorkflowRun, WorkflowRun.id == StepRun.run_id)
+                .where(
+                    WorkflowRun.status == RunStatus.RUNNING.value,
+                    WorkflowRun.mode == "pool",
+                    or_(held_here, queued) if embedded else held_here,
+                )
+                .limit(limit)
+            )
+        ).all()
+    jobs: list[machine.QueuedStep] = []
+    for step_id, run_id, dispatches, status, worker in rows:
+        if status == StepStatus.RUNNING.value and (worker == runner.worker_id or not holders.is_dead(worker)):
+            continue
+        values: dict[str, Any] = {"dispatches": dispatches + 1, "queued_at": now}
+        condition = [StepRun.id == step_id, StepRun.dispatches == dispatches, StepRun.status == status]
+        if status == StepStatus.RUNNING.value:
+            values["lease_expires_at"] = now - timedelta(microseconds=1)  # the claim takes an expired lease over
+            condition.append(StepRun.worker == worker)
+        async with runner.db.session_scope() as session:
+            bumped = await session.execute(update(StepRun).where(*condition).values(**values))
+        if rows_affected(bumped) == 1:
+            jobs.append(machine.QueuedStep(step_id, run_id, dispatches + 1))
+    if jobs:
+        log.info("reclaimed workflow steps at start", count=len(jobs), worker=runner.worker_id)
+        await runner.dispatcher.dispatch(jobs)
+    return len(jobs)
+
+
 class Scheduler:
-    def __init__(self, engine: WorkflowEngine) -> None:
-        self.engine = engine
+    def __init__(self, runner: StepRunner) -> None:
+        self.runner = runner
         self._task: asyncio.Task[None] | None = None
         self._topics: set[str] = set()
         self._last_approval_check = 0.0
@@ -71,7 +114,7 @@ class Scheduler:
             self._task = None
 
     async def _loop(self) -> None:
-        interval = self.engine.settings.workflow_scheduler_interval_s
+        interval = self.runner.settings.workflow_scheduler_interval_s
         while True:
             try:
                 await self.tick()
@@ -82,7 +125,7 @@ class Scheduler:
             await asyncio.sleep(interval)
 
     async def tick(self, now: datetime | None = None) -> TickReport:
-        now = now or self.engine.clock()
+        now = now or self.runner.clock()
         report = TickReport()
         await self.fire_due_schedules(now, report)
         await self.release_due_waits(now, report)
@@ -96,8 +139,8 @@ class Scheduler:
         return report
 
     async def fire_due_schedules(self, now: datetime, report: TickReport) -> None:
-        engine = self.engine
-        async with engine.db.session_scope() as session:
+        runner = self.runner
+        async with runner.db.session_scope() as session:
             due = list(
                 (
                     await session.scalars(
@@ -111,7 +154,7 @@ class Scheduler:
                     )
                 ).all()
             )
-        grace = timedelta(seconds=engine.settings.workflow_cron_grace_s)
+        grace = timedelta(seconds=runner.settings.workflow_cron_grace_s)
         for trigger in due:
             assert trigger.next_fire_at is not None
             config = trigger.config
@@ -123,7 +166,7 @@ class Scheduler:
                 grace=grace,
                 policy=MissedPolicy(config.get("missed", MissedPolicy.SKIP.value)),
             )
-            async with engine.db.session_scope() as session:
+            async with runner.db.session_scope() as session:
                 claimed = await session.execute(
                     update(WorkflowTrigger)
                     .where(WorkflowTrigger.id == trigger.id, WorkflowTrigger.next_fire_at == trigger.next_fire_at)
@@ -133,16 +176,16 @@ class Scheduler:
             if not won:
                 continue  # another process took this fire
             if plan.fire_at is not None:
-                result = await flows.fire_schedule(engine, trigger, fire_at=plan.fire_at, missed=plan.missed, now=now)
+                result = await flows.fire_schedule(runner, trigger, fire_at=plan.fire_at, missed=plan.missed, now=now)
                 if result is not None:
                     report.fired.append(trigger.id)
             elif plan.skipped and plan.last_missed is not None:
-                await flows.record_skipped_fires(engine, trigger, last_missed=plan.last_missed, missed=plan.missed)
+                await flows.record_skipped_fires(runner, trigger, last_missed=plan.last_missed, missed=plan.missed)
                 report.skipped.append(trigger.id)
 
     async def release_due_waits(self, now: datetime, report: TickReport) -> None:
-        engine = self.engine
-        async with engine.db.session_scope() as session:
+        runner = self.runner
+        async with runner.db.session_scope() as session:
             rows = (
                 await session.execute(
                     select(StepRun.id, StepRun.run_id, WorkflowRun.workflow_id, WorkflowRun.version, StepRun.due_at)
@@ -153,17 +196,17 @@ class Scheduler:
             ).all()
         for step_id, run_id, workflow_id, version, due_at in rows:
             release = self._release(step_id, run_id, workflow_id, version, due_at or now, now)
-            if await engine.transact(release) is not None:
+            if await runner.transact(release) is not None:
                 report.waits_released += 1
 
     def _release(
         self, step_id: str, run_id: str, workflow_id: str, version: int, due_at: datetime, now: datetime
-    ) -> Callable[[AsyncSession], Awaitable[run_engine.Advance | None]]:
-        engine = self.engine
+    ) -> Callable[[AsyncSession], Awaitable[machine.Advance | None]]:
+        runner = self.runner
 
-        async def body(session: AsyncSession) -> run_engine.Advance | None:
-            definition = await engine.definition(session, workflow_id, version)
-            return await run_engine.resolve_waiting(
+        async def body(session: AsyncSession) -> machine.Advance | None:
+            definition = await runner.definition(session, workflow_id, version)
+            return await machine.resolve_waiting(
                 session,
                 run_id=run_id,
                 step_run_id=step_id,
@@ -173,14 +216,14 @@ class Scheduler:
                 error=None,
                 code=None,
                 now=now,
-                settings=engine.settings,
+                settings=runner.settings,
             )
 
         return body
 
     async def settle_approvals(self, report: TickReport) -> None:
-        engine = self.engine
-        async with engine.db.session_scope() as session:
+        runner = self.runner
+        async with runner.db.session_scope() as session:
             steps = list(
                 (
                     await session.scalars(
@@ -196,16 +239,16 @@ class Scheduler:
             )
         for step in steps:
             before = step.status
-            await flows.settle_approval(engine, step)
-            async with engine.db.session_scope() as session:
+            await flows.settle_approval(runner, step)
+            async with runner.db.session_scope() as session:
                 current = await session.get(StepRun, step.id)
             if current is not None and current.status != before:
                 report.approvals_settled += 1
 
     async def recover_stalled(self, now: datetime, report: TickReport) -> None:
-        engine = self.engine
-        stale_before = now - timedelta(seconds=engine.settings.workflow_visibility_timeout_s)
-        async with engine.db.session_scope() as session:
+        runner = self.runner
+        stale_before = now - timedelta(seconds=runner.settings.workflow_visibility_timeout_s)
+        async with runner.db.session_scope() as session:
             rows = (
                 await session.execute(
                     select(StepRun.id, StepRun.run_id, StepRun.dispatches)
@@ -226,22 +269,22 @@ class Scheduler:
             ).all()
         jobs = []
         for step_id, run_id, dispatches in rows:
-            async with engine.db.session_scope() as session:
+            async with runner.db.session_scope() as session:
                 bumped = await session.execute(
                     update(StepRun)
                     .where(StepRun.id == step_id, StepRun.dispatches == dispatches)
                     .values(dispatches=dispatches + 1, queued_at=now)
                 )
             if rows_affected(bumped) == 1:
-                jobs.append(run_engine.QueuedStep(step_id, run_id, dispatches + 1))
+                jobs.append(machine.QueuedStep(step_id, run_id, dispatches + 1))
         if jobs:
             log.info("redispatching stalled workflow steps", count=len(jobs))
-            await engine.dispatcher.dispatch(jobs)
+            await runner.dispatcher.dispatch(jobs)
             report.redispatched += len(jobs)
 
     async def refresh_event_topics(self) -> None:
         self._last_topic_refresh = asyncio.get_running_loop().time()
-        async with self.engine.db.session_scope() as session:
+        async with self.runner.db.session_scope() as session:
             topics = set(
                 (
                     await session.scalars(
@@ -259,11 +302,11 @@ class Scheduler:
         if topic in self._topics:
             return
         self._topics.add(topic)
-        engine = self.engine
+        runner = self.runner
 
         def on_event(payload: dict[str, Any]) -> None:
-            if not engine.started:  # listeners outlive a stopped engine (they carry over to new buses)
+            if runner.http.is_closed:  # listeners outlive a stopped engine (they carry over to new buses)
                 return
-            engine.spawn(flows.fire_event(engine, topic, payload), name=f"workflow-event-{topic}")
+            runner.spawn(flows.fire_event(runner, topic, payload), name=f"workflow-event-{topic}")
 
         get_bus().on(topic, on_event)

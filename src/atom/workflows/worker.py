@@ -1,7 +1,7 @@
 """`atom-os worker`: a process that runs workflow steps from the arq queue on Redis (scale-out).
 
 The API (`atom-os serve` with ATOM_WORKFLOW_EXECUTOR=arq) enqueues each ready step as an arq job whose
-only argument is the step run id; any worker picks it, and `WorkflowEngine.run_step` claims it in the
+only argument is the step run id; any worker picks it, and `StepRunner.run_step` claims it in the
 database with a conditional UPDATE, runs it and records the outcome. Every worker also runs the
 scheduler loop (cron fires, waits, approvals, recovery of stalled steps); its conditional updates make
 each of those happen once however many processes run it.
@@ -44,9 +44,10 @@ from atom.errors import ConfigurationError
 from atom.events.bus import build_bus, reset_bus, set_bus
 from atom.observability.logging import get_logger
 from atom.process import settle_heap
+from atom.workflows import app as workflows_app
 from atom.workflows.dispatch import ARQ_FUNCTION, ArqDispatcher
 from atom.workflows.models import StepRun, StepStatus
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows.runner import StepRunner
 
 log = get_logger("atom.workflows.worker")
 DEFAULT_POLL_INTERVAL_S = 0.05
@@ -120,7 +121,7 @@ async def run_workflow_step(ctx: dict[str, Any], step_run_id: str) -> None:
 
 
 class WorkflowWorker:
-    """One worker process: an arq worker reading the workflow queue, a workflow engine, a scheduler."""
+    """One worker process: an arq worker reading the workflow queue, a step runner, a scheduler."""
 
     def __init__(self, settings: Settings, options: WorkerOptions, *, db: Database | None = None) -> None:
         check_worker_settings(settings)
@@ -129,30 +130,31 @@ class WorkflowWorker:
         self.options = options
         self.db = db or Database(settings, pre_ping=False)
         self._owns_db = db is None
-        self.engine = WorkflowEngine(
+        self.runner = StepRunner(
             db=self.db,
             settings=settings,
             dispatcher=ArqDispatcher(settings.redis_url, settings.workflow_queue_name),
             worker_id=options.worker_id,
         )
         # Chains (a step going on with the run's next one) end when stopping, and before arq's job timeout.
-        self.engine.may_continue = lambda: not self.stopping
-        self.engine.chain_budget_s = settings.workflow_visibility_timeout_s
+        self.runner.may_continue = lambda: not self.stopping
+        self.runner.chain_budget_s = settings.workflow_visibility_timeout_s
         self.stopping = False
         self.steps_run = 0
         self.deliveries_skipped = 0
         self.steps_released = 0
         self._stop = asyncio.Event()
         self._arq: Any = None
+        self._started: workflows_app.Engine | None = None
 
     @property
     def worker_id(self) -> str:
-        return self.engine.worker_id
+        return self.runner.worker_id
 
     async def run(self, step_run_id: str) -> None:
         held = [step_run_id]  # the step this job holds now: it may go on with the run's next steps
         try:
-            outcome = await self.engine.run_step(step_run_id, holding=held.append)
+            outcome = await self.runner.run_step(step_run_id, holding=held.append)
         except asyncio.CancelledError:
             if self.stopping:
                 await asyncio.shield(self._release(held[-1]))
@@ -173,7 +175,7 @@ class WorkflowWorker:
                         StepRun.status == StepStatus.RUNNING.value,
                         StepRun.worker == self.worker_id,
                     )
-                    .values(lease_expires_at=self.engine.clock() - timedelta(microseconds=1))
+                    .values(lease_expires_at=self.runner.clock() - timedelta(microseconds=1))
                     .execution_options(synchronize_session=False)
                 )
             if rows_affected(released) == 1:
@@ -205,7 +207,7 @@ class WorkflowWorker:
         )
         main: asyncio.Task[None] | None = None
         try:
-            await self.engine.start(scheduler=self.options.scheduler)
+            self._started = await workflows_app.start(self.runner, scheduler=self.options.scheduler)
             lease = self.settings.workflow_visibility_timeout_s
             self._arq = Worker(
                 functions=[func(run_workflow_step, name=ARQ_FUNCTION, max_tries=1000)],
@@ -233,7 +235,9 @@ class WorkflowWorker:
             await self._until_stopped(main)
         finally:
             await self._shutdown(main)
-            await self.engine.stop()
+            if self._started is not None:
+                await workflows_app.stop(self._started)
+                self._started = None
             with contextlib.suppress(Exception):
                 await pool.aclose()
             await bus.drain()
@@ -271,9 +275,8 @@ class WorkflowWorker:
 
     async def _shutdown(self, main: asyncio.Task[None] | None) -> None:
         self.stopping = True
-        if self.engine.scheduler is not None:  # no new cron fires or redispatches from this process
-            await self.engine.scheduler.stop()
-            self.engine.scheduler = None
+        if self._started is not None:  # no new cron fires or redispatches from this process
+            await workflows_app.stop_scheduler(self._started)
         arq = self._arq
         if arq is None:
             return
@@ -301,7 +304,7 @@ def quiet_library_logs(settings: Settings) -> None:
 
 async def run_worker(settings: Settings, options: WorkerOptions) -> None:
     """Check the configuration and the services, then serve until a signal."""
-    from atom.main import check_startup
+    from atom.process import check_startup
 
     check_worker_settings(settings)
     assert settings.redis_url is not None

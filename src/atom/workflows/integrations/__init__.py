@@ -13,4 +13,4 @@ def register_integrations(registry: ActionRegistry) -> None:
 
     for module in (http, slack, asana, email):
         for action in module.actions():
-            registry.register(action)
+            registry.register(action, implementation="integration")
