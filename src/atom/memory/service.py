@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from atom.agents import service as agents_service
 from atom.audit import service as audit
@@ -110,21 +111,23 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
 
 
 async def index(*, session: AsyncSession, memory: Memory, episodes: Sequence[Episode]) -> None:
-    """(Re)embed episodes from their segments and write their vectors."""
+    """(Re)embed episodes from their segments and write their vectors.
+
+    Rows are updated with Core statements (an episode deleted meanwhile updates nothing, raises nothing).
+    """
     if not episodes:
         return
-    texts = []
-    for episode in episodes:
-        episode.text = episode_text(episode.title, await _segment_texts(session, episode.id))
-        texts.append(episode.text)
+    texts = [episode_text(e.title, await _segment_texts(session, e.id)) for e in episodes]
     vectors = await memory.embedder.embed(texts)
-    for episode in episodes:
-        episode.model_id = memory.embedder.model_id
-    await session.flush()
+    model_id = memory.embedder.model_id
+    for episode, text in zip(episodes, texts, strict=True):
+        await session.execute(update(Episode).where(Episode.id == episode.id).values(text=text, model_id=model_id))
+        set_committed_value(episode, "text", text)
+        set_committed_value(episode, "model_id", model_id)
     await memory.store.upsert(
         [
-            VectorRow(e.id, e.agent_id, e.ended_at, e.status, memory.embedder.model_id, e.text, v)
-            for e, v in zip(episodes, vectors, strict=True)
+            VectorRow(e.id, e.agent_id, e.ended_at, e.status, model_id, t, v)
+            for e, t, v in zip(episodes, texts, vectors, strict=True)
         ]
     )
 
