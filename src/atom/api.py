@@ -15,6 +15,7 @@ from atom.chat.ws import router as chat_ws_router
 from atom.deps import current_principal
 from atom.governance.routes import router as governance_router
 from atom.llm.routes import router as llm_router
+from atom.memory.routes import router as memory_router
 from atom.security.routes import router as security_router
 from atom.security.secrets_routes import router as secrets_router
 from atom.training.routes import router as training_router
@@ -33,6 +34,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     workflows_router,
     workflow_runs_router,
     chat_router,
+    memory_router,
 )
 # WebSocket routers authenticate their own connections (a key in the query or header).
 WS_ROUTERS: tuple[APIRouter, ...] = (training_ws_router, chat_ws_router)

@@ -312,3 +312,15 @@ async def count(*, session: AsyncSession, agent_id: str | None = None) -> int:
     if agent_id is not None:
         stmt = stmt.where(Episode.agent_id == agent_id)
     return int(await session.scalar(stmt) or 0)
+
+
+async def remember(*, session: AsyncSession, memory: Memory, agent_id: str, text: str, actor: str) -> Episode:
+    """Store a fact as its own (closed) episode: `memory_remember`, or a person through the API."""
+    event = Event(agent_id, memory.clock(), "note", text, "manual", role=actor[:32], completes_task=True)
+    async with memory.write_lock:
+        latest = await _latest(session, agent_id)
+        if latest is not None and not latest.closed:
+            latest.closed = True  # a remembered fact never joins the running episode
+            await session.flush()
+        [episode] = await record_events(session=session, memory=memory, events=[event])
+    return episode
