@@ -7,6 +7,7 @@ import typer
 from atom.cli import agents, audit, daemon, db, governance, keys, secrets, server, setup, supervise, training, users
 from atom.cli import chat as chat_cli
 from atom.cli import llm as llm_cli
+from atom.cli import memory as memory_cli
 from atom.cli import workflows as workflows_cli
 from atom.cli.worker import worker as worker_command
 
@@ -37,6 +38,7 @@ app.command(name="chat")(chat_cli.chat)
 app.command(name="execute")(chat_cli.execute)
 app.add_typer(workflows_cli.app, name="workflows")
 app.add_typer(llm_cli.app, name="llm")
+app.add_typer(memory_cli.app, name="memory")
 app.command(name="worker")(worker_command)
 
 

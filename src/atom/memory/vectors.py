@@ -12,7 +12,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,8 @@ class VectorStore:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.dim = dim
-        self._db = lancedb.connect(str(directory))
+        # Every read sees the latest version: a CLI forget or another process's write is visible at once.
+        self._db = lancedb.connect(str(directory), read_consistency_interval=timedelta(0))
         self._lock = threading.Lock()
         self._fts_ready = False
         schema = pa.schema(
@@ -174,7 +175,7 @@ class VectorStore:
         where = _filter(agent_id, since, statuses, until)
         if where:
             query = query.where(where, prefilter=True)
-        rows = query.select(["id"]).limit(limit).to_arrow()
+        rows = query.select(["id", "_distance"]).limit(limit).to_arrow()
         return [
             Hit(str(i), 1.0 - float(d))
             for i, d in zip(rows.column("id").to_pylist(), rows.column("_distance").to_pylist(), strict=True)
@@ -199,7 +200,7 @@ class VectorStore:
         where = _filter(agent_id, since, statuses, until)
         if where:
             query = query.where(where, prefilter=True)
-        rows = query.select(["id"]).limit(limit).to_arrow()
+        rows = query.select(["id", "_score"]).limit(limit).to_arrow()
         return [
             Hit(str(i), float(s))
             for i, s in zip(rows.column("id").to_pylist(), rows.column("_score").to_pylist(), strict=True)
