@@ -13,6 +13,8 @@ from atom.audit.routes import router as audit_router
 from atom.chat.routes import router as chat_router
 from atom.chat.ws import router as chat_ws_router
 from atom.deps import current_principal
+from atom.feedback.routes import ab_router as abtests_router
+from atom.feedback.routes import router as feedback_router
 from atom.governance.routes import router as governance_router
 from atom.llm.routes import router as llm_router
 from atom.memory.routes import router as memory_router
@@ -35,6 +37,8 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     workflow_runs_router,
     chat_router,
     memory_router,
+    feedback_router,
+    abtests_router,
 )
 # WebSocket routers authenticate their own connections (a key in the query or header).
 WS_ROUTERS: tuple[APIRouter, ...] = (training_ws_router, chat_ws_router)

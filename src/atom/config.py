@@ -159,6 +159,23 @@ class Settings(BaseSettings):
         default=40.0, gt=0, description="Training estimate when no training of the agent's category has completed yet."
     )
 
+    # --- feedback and A/B tests (docs/feedback.md) -------------------------------------
+    confidence_correction_trusted: float = Field(
+        default=-0.10, description="Confidence change for a correction from a trusted reviewer (approver or higher)."
+    )
+    confidence_correction_untrusted: float = Field(
+        default=-0.02, description="Confidence change for anyone else's correction, once an approver accepts it."
+    )
+    confidence_rating_trusted: float = Field(
+        default=0.005, description="Confidence change for a rating of 4 or 5 from a trusted reviewer."
+    )
+    feedback_rating_daily_cap: int = Field(
+        default=3, ge=0, description="High ratings per agent, reviewer and UTC day that move confidence."
+    )
+    ab_min_sample: int = Field(
+        default=100, ge=2, description="Observations per variant before an A/B test may name a winner."
+    )
+
     # --- workflows (docs/workflows.md) ---------------------------------------------------
     workflow_executor: WorkflowExecutorMode = Field(
         default=WorkflowExecutorMode.EMBEDDED,

@@ -34,6 +34,7 @@ from atom.config import Settings
 from atom.db.base import utcnow
 from atom.db.session import Database
 from atom.errors import AtomError, InvalidInput
+from atom.feedback import abtests
 from atom.governance import service as governance
 from atom.governance.policy import GovernanceContext, Outcome, TriggerKind
 from atom.llm.cost import cost_usd
@@ -144,8 +145,8 @@ class AgentProfile:
     temperature: float | None = None
 
     @classmethod
-    def of(cls, agent: Agent) -> AgentProfile:
-        config = agent.configuration if isinstance(agent.configuration, dict) else {}
+    def of(cls, agent: Agent, overrides: dict[str, Any] | None = None) -> AgentProfile:
+        config = configuration(agent, overrides)
         model, tools, steps, temperature = (config.get(k) for k in ("model", "tools", "max_steps", "temperature"))
         return cls(
             model=model if isinstance(model, str) and model else None,
@@ -169,8 +170,15 @@ def tool_specs(registry: ToolRegistry, profile: AgentProfile | None = None) -> t
     return tuple(specs)
 
 
-def system_prompt(agent: Agent) -> str:
-    configured = (agent.configuration or {}).get("system_prompt")
+def configuration(agent: Agent, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The agent's configuration, with an A/B variant's overrides on top."""
+    config = dict(agent.configuration) if isinstance(agent.configuration, dict) else {}
+    config.update(overrides or {})
+    return config
+
+
+def system_prompt(agent: Agent, overrides: dict[str, Any] | None = None) -> str:
+    configured = configuration(agent, overrides).get("system_prompt")
     if isinstance(configured, str) and configured.strip():
         return configured
     about = f" {agent.description}" if agent.description else ""
@@ -219,6 +227,10 @@ class AgentRuntime:
                 )
                 history = [chat_service.to_message(r) for r in rows]
             streaming = request.stream and await self._may_stream(session, agent, request)
+            variant = await abtests.choose(
+                session=session, agent_id=agent.id, user_id=request.user_id, session_id=request.session_id
+            )
+            overrides = variant.overrides if variant is not None else None
             execution = AgentExecution(
                 agent_id=agent.id,
                 session_id=request.session_id,
@@ -235,13 +247,15 @@ class AgentRuntime:
             )
             session.add(execution)
             await session.flush()
+            if variant is not None:
+                await abtests.record_exposure(session=session, choice=variant, execution_id=execution.id)
             user_message = Message(role="user", content=request.input)
             if request.session_id is not None:
                 await chat_service.add_message(
                     session=session, session_id=request.session_id, execution_id=execution.id, message=user_message
                 )
-            agent_id, profile = agent.id, AgentProfile.of(agent)
-            messages = [Message(role="system", content=system_prompt(agent)), *history, user_message]
+            agent_id, profile = agent.id, AgentProfile.of(agent, overrides)
+            messages = [Message(role="system", content=system_prompt(agent, overrides)), *history, user_message]
             execution_id = execution.id
 
         run = _Run(self, request, agent_id, profile, execution_id, streaming, hooks)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.agents import service as agents_service
@@ -142,3 +143,33 @@ async def list_executions(
     if status is not None:
         stmt = stmt.where(AgentExecution.status == status.value)
     return await paginate(session, stmt, id_column=AgentExecution.id, limit=limit, cursor=cursor)
+
+
+async def get_message(
+    *, session: AsyncSession, message_id: str, reader: Principal | None = None
+) -> tuple[ChatMessage, ChatSession]:
+    """A message and its session; hidden like its session (404) from a reader who may not see it."""
+    row = await session.get(ChatMessage, message_id)
+    if row is None:
+        raise NotFound(f"No chat message {message_id!r}.", code="MESSAGE_NOT_FOUND", details={"message_id": message_id})
+    try:
+        chat = await get_session(session=session, session_id=row.session_id, reader=reader)
+    except NotFound:
+        raise NotFound(
+            f"No chat message {message_id!r}.", code="MESSAGE_NOT_FOUND", details={"message_id": message_id}
+        ) from None
+    return row, chat
+
+
+async def count_executions(*, session: AsyncSession, agent_id: str, since: datetime) -> int:
+    stmt = select(func.count(AgentExecution.id)).where(
+        AgentExecution.agent_id == agent_id, AgentExecution.started_at >= since
+    )
+    return int((await session.scalar(stmt)) or 0)
+
+
+async def execution_statuses(*, session: AsyncSession, execution_ids: list[str]) -> dict[str, str]:
+    if not execution_ids:
+        return {}
+    stmt = select(AgentExecution.id, AgentExecution.status).where(AgentExecution.id.in_(execution_ids))
+    return {row.id: row.status for row in (await session.execute(stmt)).all()}

@@ -1,10 +1,9 @@
-"""`atom-os init` and `atom-os version`."""
+"""`atom-os init`."""
 
 from __future__ import annotations
 
 import typer
 
-from atom import __version__
 from atom.audit import service as audit
 from atom.cli.common import console, load_settings, open_database, run
 from atom.db import migrate
@@ -55,7 +54,3 @@ def init(
     console.print(f"Admin user [bold]{admin}[/] created. Its API key, shown only this once:")
     console.print(plaintext, markup=False, highlight=False, soft_wrap=True)
 
-
-def version() -> None:
-    """Print Atom's version."""
-    console.print(f"atom-os {__version__}")

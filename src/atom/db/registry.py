@@ -17,6 +17,7 @@ MODEL_MODULES = (
     "atom.workflows.models",
     "atom.chat.models",
     "atom.memory.models",
+    "atom.feedback.models",
 )
 
 

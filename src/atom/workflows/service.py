@@ -339,6 +339,13 @@ async def get_run(*, session: AsyncSession, run_id: str) -> WorkflowRun:
     return run
 
 
+async def get_step(*, session: AsyncSession, step_id: str) -> tuple[StepRun, WorkflowRun]:
+    step = await session.get(StepRun, step_id)
+    if step is None:
+        raise NotFound(f"No workflow step {step_id!r}.", code="STEP_NOT_FOUND", details={"step_id": step_id})
+    return step, await get_run(session=session, run_id=step.run_id)
+
+
 async def list_steps(*, session: AsyncSession, run_id: str) -> list[StepRun]:
     stmt = select(StepRun).where(StepRun.run_id == run_id).order_by(StepRun.position)
     return list((await session.scalars(stmt.execution_options(populate_existing=True))).all())

@@ -1,0 +1,1 @@
+"""Feedback on what agents did (thumbs, ratings, corrections, comments) and A/B tests of agent variants."""
