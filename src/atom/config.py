@@ -176,6 +176,44 @@ class Settings(BaseSettings):
         default=100, ge=2, description="Observations per variant before an A/B test may name a winner."
     )
 
+    # --- graduation (docs/graduation.md) -------------------------------------------------
+    graduation_intern_min_episodes: int = Field(
+        default=10, ge=0, description="Episodes an agent needs before it can graduate to INTERN."
+    )
+    graduation_intern_max_intervention_rate: float = Field(
+        default=0.5, ge=0, le=1, description="Highest share of episodes with an intervention allowed for INTERN."
+    )
+    graduation_intern_min_constitutional_score: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="Lowest constitutional score (share of actions within the rules) for INTERN.",
+    )
+    graduation_supervised_min_episodes: int = Field(
+        default=25, ge=0, description="Episodes an agent needs before it can graduate to SUPERVISED."
+    )
+    graduation_supervised_max_intervention_rate: float = Field(
+        default=0.2, ge=0, le=1, description="Highest share of episodes with an intervention allowed for SUPERVISED."
+    )
+    graduation_supervised_min_constitutional_score: float = Field(
+        default=0.85,
+        ge=0,
+        le=1,
+        description="Lowest constitutional score (share of actions within the rules) for SUPERVISED.",
+    )
+    graduation_autonomous_min_episodes: int = Field(
+        default=50, ge=0, description="Episodes an agent needs before it can graduate to AUTONOMOUS."
+    )
+    graduation_autonomous_max_intervention_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Highest share of episodes with an intervention allowed for AUTONOMOUS."
+    )
+    graduation_autonomous_min_constitutional_score: float = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        description="Lowest constitutional score (share of actions within the rules) for AUTONOMOUS.",
+    )
+
     # --- workflows (docs/workflows.md) ---------------------------------------------------
     workflow_executor: WorkflowExecutorMode = Field(
         default=WorkflowExecutorMode.EMBEDDED,

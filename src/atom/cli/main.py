@@ -88,6 +88,9 @@ COMMANDS: tuple[LazyCommand, ...] = (
         "memory", "atom.cli.memory", "app", "Episodic memory: list, show, search, export, forget, maintain, reembed."
     ),
     LazyCommand(
+        "graduation", "atom.cli.graduation", "app", "Graduation: the constitutional rule set agents are scored against."
+    ),
+    LazyCommand(
         "abtests", "atom.cli.feedback", "abtests_app", "A/B tests of agent variants: list them, see their results."
     ),
 )

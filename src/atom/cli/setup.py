@@ -53,4 +53,3 @@ def init(
         return
     console.print(f"Admin user [bold]{admin}[/] created. Its API key, shown only this once:")
     console.print(plaintext, markup=False, highlight=False, soft_wrap=True)
-

@@ -18,6 +18,7 @@ MODEL_MODULES = (
     "atom.chat.models",
     "atom.memory.models",
     "atom.feedback.models",
+    "atom.graduation.models",
 )
 
 

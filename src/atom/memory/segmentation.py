@@ -71,14 +71,21 @@ def boundary(previous: OpenEpisode | None, event_at: datetime, vector: Vectors |
     return None
 
 
+def is_topic_event(event: Event) -> bool:
+    """Events whose embedding decides a topic change (RULES.md: consecutive messages): what a person or the
+    system says to the agent, not the agent's own tool calls and answers."""
+    return event.kind in {"message", "note"} and event.role != "assistant"
+
+
 def split(events: Sequence[Event], vectors: Vectors, rules: Rules) -> list[list[int]]:
     """Group a time-ordered run of one agent's events into episodes (indices into `events`)."""
     groups: list[list[int]] = []
     state: OpenEpisode | None = None
     for i, event in enumerate(events):
-        vector = vectors[i] if len(vectors) else None
+        vector = vectors[i] if len(vectors) and is_topic_event(event) else None
         if boundary(state, event.at, vector, rules) is not None:
             groups.append([])
         groups[-1].append(i)
-        state = OpenEpisode(ended_at=event.at, last_vector=vector, closed=event.completes_task)
+        last = vector if vector is not None else (state.last_vector if state is not None else None)
+        state = OpenEpisode(ended_at=event.at, last_vector=last, closed=event.completes_task)
     return groups

@@ -21,7 +21,7 @@ from atom.audit import service as audit
 from atom.errors import NotFound
 from atom.memory.models import Episode, EpisodeAccessLog, EpisodeSegment, EpisodeStatus
 from atom.memory.runtime import Memory
-from atom.memory.segmentation import Event, OpenEpisode, boundary
+from atom.memory.segmentation import Event, OpenEpisode, boundary, is_topic_event
 from atom.memory.vectors import VectorRow
 from atom.pagination import paginate
 from atom.security.models import Role
@@ -73,7 +73,10 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
         if episode is not None:
             last = np.asarray(episode.last_vector, dtype=np.float32) if episode.last_vector else None
             state = OpenEpisode(ended_at=episode.ended_at, last_vector=last, closed=episode.closed)
-        if episode is None or boundary(state, event.at, vector, rules) is not None:
+        # The topic is what the person asks about: only their messages are compared, so a question,
+        # the tool calls it caused and the answer stay one episode however different their words are.
+        topic = vector if is_topic_event(event) else None
+        if episode is None or boundary(state, event.at, topic, rules) is not None:
             episode = Episode(
                 agent_id=event.agent_id,
                 user_id=event.user_id,
@@ -100,7 +103,8 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
         episode.segment_count += 1
         episode.ended_at = max(episode.ended_at, event.at)
         episode.closed = episode.closed or event.completes_task
-        episode.last_vector = [float(x) for x in vector]
+        if topic is not None:
+            episode.last_vector = [float(x) for x in topic]
         if episode.user_id is None and event.user_id is not None:
             episode.user_id = event.user_id
         touched[episode.id] = episode
