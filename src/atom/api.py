@@ -16,7 +16,9 @@ from atom.deps import current_principal
 from atom.feedback.routes import ab_router as abtests_router
 from atom.feedback.routes import router as feedback_router
 from atom.governance.routes import router as governance_router
+from atom.graduation.routes import router as graduation_router
 from atom.llm.routes import router as llm_router
+from atom.memory.routes import router as memory_router
 from atom.security.routes import router as security_router
 from atom.security.secrets_routes import router as secrets_router
 from atom.training.routes import router as training_router
@@ -35,8 +37,10 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     workflows_router,
     workflow_runs_router,
     chat_router,
+    memory_router,
     feedback_router,
     abtests_router,
+    graduation_router,
 )
 # WebSocket routers authenticate their own connections (a key in the query or header).
 WS_ROUTERS: tuple[APIRouter, ...] = (training_ws_router, chat_ws_router)

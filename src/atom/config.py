@@ -32,6 +32,11 @@ class WorkflowExecutorMode(StrEnum):
     ARQ = "arq"
 
 
+class EmbeddingProvider(StrEnum):
+    LOCAL = "local"
+    PROVIDER = "provider"
+
+
 class QueuePolicy(StrEnum):
     WAIT = "wait"
     RUN_AND_NOTIFY = "run-and-notify"
@@ -169,6 +174,44 @@ class Settings(BaseSettings):
     )
     ab_min_sample: int = Field(
         default=100, ge=2, description="Observations per variant before an A/B test may name a winner."
+    )
+
+    # --- graduation (docs/graduation.md) -------------------------------------------------
+    graduation_intern_min_episodes: int = Field(
+        default=10, ge=0, description="Episodes an agent needs before it can graduate to INTERN."
+    )
+    graduation_intern_max_intervention_rate: float = Field(
+        default=0.5, ge=0, le=1, description="Highest share of episodes with an intervention allowed for INTERN."
+    )
+    graduation_intern_min_constitutional_score: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="Lowest constitutional score (share of actions within the rules) for INTERN.",
+    )
+    graduation_supervised_min_episodes: int = Field(
+        default=25, ge=0, description="Episodes an agent needs before it can graduate to SUPERVISED."
+    )
+    graduation_supervised_max_intervention_rate: float = Field(
+        default=0.2, ge=0, le=1, description="Highest share of episodes with an intervention allowed for SUPERVISED."
+    )
+    graduation_supervised_min_constitutional_score: float = Field(
+        default=0.85,
+        ge=0,
+        le=1,
+        description="Lowest constitutional score (share of actions within the rules) for SUPERVISED.",
+    )
+    graduation_autonomous_min_episodes: int = Field(
+        default=50, ge=0, description="Episodes an agent needs before it can graduate to AUTONOMOUS."
+    )
+    graduation_autonomous_max_intervention_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Highest share of episodes with an intervention allowed for AUTONOMOUS."
+    )
+    graduation_autonomous_min_constitutional_score: float = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        description="Lowest constitutional score (share of actions within the rules) for AUTONOMOUS.",
     )
 
     # --- workflows (docs/workflows.md) ---------------------------------------------------
@@ -337,8 +380,73 @@ class Settings(BaseSettings):
         description="Daily LLM budget in USD of an agent without its own budget; empty: unlimited.",
     )
 
+    # --- episodic memory (docs/memory.md) ----------------------------------------------------
+    memory_enabled: bool = Field(
+        default=True,
+        description="Episodic memory: load the embedding model at start-up and segment agent activity into "
+        "episodes in the background. Off: the memory API answers 503.",
+    )
+    memory_embedding_provider: EmbeddingProvider = Field(
+        default=EmbeddingProvider.LOCAL,
+        description="`local` (the packaged int8 all-MiniLM-L6-v2, offline, sha256-checked) or `provider` (the "
+        "OpenAI-compatible `/embeddings` of ATOM_MEMORY_EMBEDDING_LLM_PROVIDER).",
+    )
+    memory_embedding_llm_provider: str | None = Field(
+        default=None, description="Name of the configured LLM provider whose `/embeddings` is used (provider mode)."
+    )
+    memory_embedding_model: str = Field(
+        default="text-embedding-3-small", max_length=200, description="Embedding model asked of the provider."
+    )
+    memory_embedding_dim: int = Field(
+        default=384, ge=8, le=8192, description="Vector size the provider model returns (local: always 384)."
+    )
+    memory_model_path: Path | None = Field(
+        default=None,
+        description="Another copy of the local model file (`model.onnx`); its sha256 must still match the pinned one.",
+    )
+    memory_embedding_threads: int = Field(
+        default=1, ge=1, le=64, description="ONNX runtime threads of the local embedding model."
+    )
+    memory_vector_dir: Path | None = Field(
+        default=None, description="LanceDB directory of episode vectors (default `<data_dir>/memory.lance`)."
+    )
+    memory_segment_gap_minutes: float = Field(
+        default=30.0, gt=0, description="A gap longer than this between events starts a new episode (RULES.md)."
+    )
+    memory_topic_similarity: float = Field(
+        default=0.75, ge=0, le=1, description="Cosine similarity below which consecutive messages start a new episode."
+    )
+    memory_ingest_interval_s: float = Field(
+        default=5.0, gt=0, le=3600, description="How often the background job segments new agent activity."
+    )
+    memory_ingest_batch: int = Field(
+        default=200, ge=1, le=10_000, description="Most source records one ingestion pass reads per source."
+    )
+    memory_decay_after_days: float = Field(
+        default=90.0, gt=0, description="Episodes older than this decay: max(0, 1 - age_days / 180) (RULES.md)."
+    )
+    memory_archive_after_days: float = Field(
+        default=180.0, gt=0, description="Episodes older than this are archived (cold: vectors only, out of search)."
+    )
+    memory_consolidate_similarity: float = Field(
+        default=0.85, gt=0, le=1, description="Episodes of one agent at least this similar are consolidated into one."
+    )
+    memory_maintenance_interval_hours: float = Field(
+        default=24.0, gt=0, description="How often the in-process maintenance job (decay, archive, consolidate) runs."
+    )
+    memory_recall_max_tokens: int = Field(
+        default=1500, ge=50, le=100_000, description="Most estimated tokens of recalled episodes put into a prompt."
+    )
+
     @field_validator(
-        "database_url", "redis_url", "default_agent_id", "smtp_host", "smtp_username", "smtp_from", mode="before"
+        "database_url",
+        "redis_url",
+        "default_agent_id",
+        "smtp_host",
+        "smtp_username",
+        "smtp_from",
+        "memory_embedding_llm_provider",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

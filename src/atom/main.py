@@ -20,6 +20,7 @@ from atom.errors import AtomError
 from atom.events.bus import build_bus, reset_bus, set_bus
 from atom.governance.cache import decision_cache
 from atom.llm.gateway import close_gateway
+from atom.memory import app as memory_app
 from atom.observability.health import router as health_router
 from atom.observability.logging import configure_logging, get_logger
 from atom.observability.middleware import RequestContextMiddleware
@@ -125,10 +126,12 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
             app.state.bus = bus
             decision_cache.ttl_s = settings.governance_cache_ttl_s
             await workflows_app.start_in_app(app, database, settings)  # workflow engine: worker pool + scheduler
+            await memory_app.start(app, database, settings)  # embedding model checked here; ingestion jobs
             log.info("atom started", version=__version__, database=database.dialect, events=type(bus).__name__)
             settle_heap()
             yield
         finally:
+            await memory_app.stop(app)
             await workflows_app.stop_in_app(app)
             await close_gateway(app.state)  # the LLM providers' SDK clients
             await bus.drain()

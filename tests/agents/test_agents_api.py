@@ -130,9 +130,13 @@ async def test_promotion_needs_an_approver(
     assert (
         await client.post(f"/api/agents/{agent['id']}/promote", json=body, headers=operator.headers)
     ).status_code == 403
-    promoted = await client.post(f"/api/agents/{agent['id']}/promote", json=body, headers=approver.headers)
+    gated = await client.post(f"/api/agents/{agent['id']}/promote", json=body, headers=approver.headers)
+    assert gated.status_code == 409 and gated.json()["error"]["code"] == "PROMOTION_NOT_READY"  # docs/graduation.md
+    admin = await make_user(Role.ADMIN)
+    forced = {**body, "override": True}
+    promoted = await client.post(f"/api/agents/{agent['id']}/promote", json=forced, headers=admin.headers)
     assert promoted.status_code == 200 and promoted.json()["maturity_level"] == "INTERN"
-    again = await client.post(f"/api/agents/{agent['id']}/promote", json=body, headers=approver.headers)
+    again = await client.post(f"/api/agents/{agent['id']}/promote", json=forced, headers=admin.headers)
     assert again.status_code == 422 and again.json()["error"]["code"] == "NOT_A_PROMOTION"
     bad_level = await client.post(
         f"/api/agents/{agent['id']}/promote", json={"to_level": "GURU", "reason": "x"}, headers=approver.headers

@@ -31,7 +31,9 @@ from atom.deps import (
 )
 from atom.governance import service as governance
 from atom.governance.maturity import MaturityLevel
+from atom.graduation import service as graduation
 from atom.pagination import Page
+from atom.security.models import Role
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
@@ -146,13 +148,20 @@ async def adjust_confidence(
 
 
 @router.post("/{agent_id}/promote", response_model=AgentRead)
-async def promote_agent(agent_id: str, promotion: Promotion, principal: ApproverDep, session: SessionDep) -> AgentRead:
-    agent = await service.promote(
+async def promote_agent(
+    agent_id: str, promotion: Promotion, principal: ApproverDep, session: SessionDep, settings: SettingsDep
+) -> AgentRead:
+    """Promote (approver): readiness must pass and the level's graduation exam must have passed; an admin
+    may set `override` to promote past the gate (audited with the gaps it skipped)."""
+    agent = await graduation.promote(
         session=session,
-        agent_id=agent_id,
+        settings=settings,
+        agent_ref=agent_id,
         to_level=promotion.to_level,
         actor=audit.Actor.user(principal.user_id),
         reason=promotion.reason,
+        override=promotion.override,
+        actor_is_admin=principal.has_role(Role.ADMIN),
     )
     return AgentRead.model_validate(agent)
 

@@ -82,6 +82,9 @@ class ConfidenceChange(BaseModel):
 class Promotion(BaseModel):
     to_level: MaturityLevel
     reason: str = Field(min_length=1, max_length=2000)
+    override: bool = Field(
+        default=False, description="Admin only: promote although readiness or the graduation exam has not passed."
+    )
 
 
 class StatusChange(BaseModel):

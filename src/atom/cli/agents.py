@@ -12,6 +12,7 @@ from atom.audit import service as audit
 from atom.cli.common import console, id_table, load_settings, run, session_scope
 from atom.governance import service as governance
 from atom.governance.maturity import MaturityLevel
+from atom.graduation import service as graduation
 
 app = typer.Typer(help="Agents: registry, status, confidence and promotion.", no_args_is_help=True)
 CLI_ACTOR = audit.Actor.system()
@@ -141,8 +142,9 @@ def promote(
     to: MaturityLevel = typer.Option(..., "--to", help="The new level."),
     reason: str = typer.Option(..., help="Why (recorded in the audit log)."),
     by: str = typer.Option(..., "--by", help="Username of the approver promoting the agent."),
+    override: bool = typer.Option(False, help="Admin only: promote past the graduation gate (audited)."),
 ) -> None:
-    """Promote an agent (the --by user must have the approver or admin role)."""
+    """Promote an agent: readiness and the level's exam must have passed (the --by user is an approver or admin)."""
     from atom.errors import Forbidden
     from atom.security import service as security
     from atom.security.models import Role
@@ -154,10 +156,16 @@ def promote(
             user = await security.get_user_by_name(session=session, username=by)
             if not Role(user.role).at_least(Role.APPROVER) or not user.is_active:
                 raise Forbidden(f"{by} is {user.role}; promotion needs an active approver or admin.")
-            a = await service.resolve_ref(session=session, ref=agent)
             return [
-                await service.promote(
-                    session=session, agent_id=a.id, to_level=to, actor=audit.Actor.user(user.id), reason=reason
+                await graduation.promote(
+                    session=session,
+                    settings=settings,
+                    agent_ref=agent,
+                    to_level=to,
+                    actor=audit.Actor.user(user.id),
+                    reason=reason,
+                    override=override,
+                    actor_is_admin=Role(user.role).at_least(Role.ADMIN),
                 )
             ]
 
@@ -185,3 +193,54 @@ def confidence(agent: str, limit: int = 50) -> None:
         return table
 
     console.print(run(body))
+
+
+@app.command()
+def readiness(agent: str, level: MaturityLevel | None = typer.Option(None, help="Default: the next level.")) -> None:
+    """Graduation readiness: episodes, intervention rate, constitutional score, and each gap in words."""
+    settings = load_settings()
+
+    async def body() -> graduation.Readiness:
+        async with session_scope(settings) as session:
+            return await graduation.readiness(session=session, settings=settings, agent_ref=agent, target=level)
+
+    report = run(body)
+    c = report.criteria
+    console.print(
+        f"{report.agent_name}: {report.current_level} -> {report.target_level}, readiness {report.score:.0f}/100"
+    )
+    console.print(f"  episodes {report.episodes} (needs {c.min_episodes})")
+    console.print(f"  intervention rate {report.intervention_rate:.2f} (at most {c.max_intervention_rate:.2f})")
+    console.print(
+        f"  constitutional score {report.constitutional_score:.2f} (at least {c.min_constitutional_score:.2f})"
+    )
+    if report.ready:
+        console.print("[green]Ready[/]: take the exam (`atom-os agents exam`), then an approver may promote.")
+    for gap in report.gaps:
+        console.print(f"  - {gap}", highlight=False)
+
+
+@app.command()
+def exam(
+    agent: str,
+    level: MaturityLevel | None = typer.Option(None, help="Default: the next level."),
+) -> None:
+    """Replay the agent's edge-case episodes as a dry run at the level; passing means zero violations."""
+    from atom.governance.catalogue import catalogue
+
+    settings = load_settings()
+
+    async def body() -> tuple[bool, int, int, list[dict[str, object]]]:
+        async with session_scope(settings) as session:
+            result = await graduation.take_exam(
+                session=session, agent_ref=agent, classify=catalogue.classify, actor=CLI_ACTOR, target=level
+            )
+            return result.passed, result.episodes, result.actions, result.violations
+
+    passed, episodes, actions, violations = run(body)
+    verdict = "[green]passed[/]" if passed else "[red]failed[/]"
+    console.print(
+        f"Exam {verdict}: {episodes} edge-case episodes, {actions} actions replayed, {len(violations)} violations"
+    )
+    for v in violations:
+        console.print(f"  - {v.get('action')}: {v.get('why')}", highlight=False)

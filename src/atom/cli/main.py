@@ -85,6 +85,12 @@ COMMANDS: tuple[LazyCommand, ...] = (
     LazyCommand("llm", "atom.cli.llm", "app", "LLM providers (bring your own key), token usage, cost and budgets."),
     LazyCommand("feedback", "atom.cli.feedback", "app", "Feedback on agents: list it, see an agent's figures."),
     LazyCommand(
+        "memory", "atom.cli.memory", "app", "Episodic memory: list, show, search, export, forget, maintain, reembed."
+    ),
+    LazyCommand(
+        "graduation", "atom.cli.graduation", "app", "Graduation: the constitutional rule set agents are scored against."
+    ),
+    LazyCommand(
         "abtests", "atom.cli.feedback", "abtests_app", "A/B tests of agent variants: list them, see their results."
     ),
 )

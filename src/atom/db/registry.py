@@ -16,7 +16,9 @@ MODEL_MODULES = (
     "atom.training.models",
     "atom.workflows.models",
     "atom.chat.models",
+    "atom.memory.models",
     "atom.feedback.models",
+    "atom.graduation.models",
 )
 
 

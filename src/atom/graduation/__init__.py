@@ -1,0 +1,1 @@
+"""Graduation: constitutional rules, readiness from episodes, the exam, and gated promotion."""

@@ -1,0 +1,330 @@
+"""Episodic memory: record events into episodes, read them, export and forget them.
+
+Services flush; the caller commits. Vectors are written after the rows are flushed; a vector whose
+row was rolled back or deleted meanwhile is an orphan that `lifecycle.sweep_orphans` removes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from atom.agents import service as agents_service
+from atom.audit import service as audit
+from atom.errors import NotFound
+from atom.memory.models import Episode, EpisodeAccessLog, EpisodeSegment, EpisodeStatus
+from atom.memory.runtime import Memory
+from atom.memory.segmentation import Event, OpenEpisode, boundary, is_topic_event
+from atom.memory.vectors import VectorRow
+from atom.pagination import paginate
+from atom.security.models import Role
+from atom.security.principal import Principal
+
+TEXT_LIMIT = 4000  # characters of an episode's text that are embedded and indexed
+SEGMENT_LIMIT = 4000  # characters kept of one segment
+
+
+def episode_text(title: str, contents: Sequence[str]) -> str:
+    return (title + "\n" + "\n".join(contents))[:TEXT_LIMIT]
+
+
+def _title(event: Event) -> str:
+    first = " ".join(event.text.split())
+    return first[:200]
+
+
+async def _latest(session: AsyncSession, agent_id: str) -> Episode | None:
+    return await session.scalar(
+        select(Episode)
+        .where(Episode.agent_id == agent_id, Episode.status == EpisodeStatus.ACTIVE.value)
+        .order_by(Episode.ended_at.desc(), Episode.id.desc())
+        .limit(1)
+    )
+
+
+async def _segment_texts(session: AsyncSession, episode_id: str) -> list[str]:
+    rows = await session.scalars(
+        select(EpisodeSegment.content).where(EpisodeSegment.episode_id == episode_id).order_by(EpisodeSegment.seq)
+    )
+    return list(rows.all())
+
+
+async def record_events(*, session: AsyncSession, memory: Memory, events: Sequence[Event]) -> list[Episode]:
+    """Segment time-ordered events into their agents' episodes; embed them; return the episodes touched."""
+    if not events:
+        return []
+    ordered = sorted(events, key=lambda e: (e.agent_id, e.at))
+    vectors = await memory.embedder.embed([e.text[:SEGMENT_LIMIT] for e in ordered])
+    touched: dict[str, Episode] = {}
+    rules = memory.rules
+    current: dict[str, Episode | None] = {}
+    for event, vector in zip(ordered, vectors, strict=True):
+        if event.agent_id not in current:
+            current[event.agent_id] = await _latest(session, event.agent_id)
+        episode = current[event.agent_id]
+        state = None
+        if episode is not None:
+            last = np.asarray(episode.last_vector, dtype=np.float32) if episode.last_vector else None
+            state = OpenEpisode(ended_at=episode.ended_at, last_vector=last, closed=episode.closed)
+        # The topic is what the person asks about: only their messages are compared, so a question,
+        # the tool calls it caused and the answer stay one episode however different their words are.
+        topic = vector if is_topic_event(event) else None
+        if episode is None or boundary(state, event.at, topic, rules) is not None:
+            episode = Episode(
+                agent_id=event.agent_id,
+                user_id=event.user_id,
+                title=_title(event),
+                source=event.source,
+                started_at=event.at,
+                ended_at=event.at,
+                segment_count=0,
+            )
+            session.add(episode)
+            await session.flush()
+            current[event.agent_id] = episode
+        session.add(
+            EpisodeSegment(
+                episode_id=episode.id,
+                kind=event.kind,
+                source_id=event.source_id,
+                role=event.role,
+                content=event.text[:SEGMENT_LIMIT],
+                occurred_at=event.at,
+                seq=episode.segment_count,
+            )
+        )
+        episode.segment_count += 1
+        episode.ended_at = max(episode.ended_at, event.at)
+        episode.closed = episode.closed or event.completes_task
+        if topic is not None:
+            episode.last_vector = [float(x) for x in topic]
+        if episode.user_id is None and event.user_id is not None:
+            episode.user_id = event.user_id
+        touched[episode.id] = episode
+    await session.flush()
+    episodes = list(touched.values())
+    await index(session=session, memory=memory, episodes=episodes)
+    return episodes
+
+
+async def index(*, session: AsyncSession, memory: Memory, episodes: Sequence[Episode]) -> None:
+    """(Re)embed episodes from their segments and write their vectors.
+
+    Rows are updated with Core statements (an episode deleted meanwhile updates nothing, raises nothing).
+    """
+    if not episodes:
+        return
+    texts = [episode_text(e.title, await _segment_texts(session, e.id)) for e in episodes]
+    vectors = await memory.embedder.embed(texts)
+    model_id = memory.embedder.model_id
+    for episode, text in zip(episodes, texts, strict=True):
+        await session.execute(update(Episode).where(Episode.id == episode.id).values(text=text, model_id=model_id))
+        set_committed_value(episode, "text", text)
+        set_committed_value(episode, "model_id", model_id)
+    await memory.store.upsert(
+        [
+            VectorRow(e.id, e.agent_id, e.ended_at, e.status, model_id, t, v)
+            for e, t, v in zip(episodes, texts, vectors, strict=True)
+        ]
+    )
+
+
+# --- reading ---------------------------------------------------------------------------------
+def visible(reader: Principal | None) -> Any:
+    """Chat episodes follow their session's privacy: a non-admin reads only theirs and unowned ones."""
+    if reader is None or reader.has_role(Role.ADMIN):
+        return None
+    return or_(Episode.user_id.is_(None), Episode.user_id == reader.user_id)
+
+
+async def require_agent(*, session: AsyncSession, agent_ref: str) -> str:
+    agent = await agents_service.resolve_ref(session=session, ref=agent_ref)
+    return agent.id
+
+
+async def list_episodes(
+    *,
+    session: AsyncSession,
+    agent_id: str | None,
+    reader: Principal | None,
+    status: str | None,
+    since: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Episode], str | None]:
+    stmt = select(Episode)
+    if agent_id is not None:
+        stmt = stmt.where(Episode.agent_id == agent_id)
+    if status is not None:
+        stmt = stmt.where(Episode.status == status)
+    if since is not None:
+        stmt = stmt.where(Episode.ended_at >= since)
+    condition = visible(reader)
+    if condition is not None:
+        stmt = stmt.where(condition)
+    return await paginate(session, stmt, id_column=Episode.id, limit=limit, cursor=cursor)
+
+
+async def get_episode(*, session: AsyncSession, episode_id: str, reader: Principal | None) -> Episode:
+    row = await session.get(Episode, episode_id)
+    if row is None or not (reader is None or reader.has_role(Role.ADMIN) or row.user_id in (None, reader.user_id)):
+        raise NotFound(
+            f"No episode with id {episode_id!r}.", code="EPISODE_NOT_FOUND", details={"episode_id": episode_id}
+        )
+    return row
+
+
+async def segments(*, session: AsyncSession, episode_id: str) -> list[EpisodeSegment]:
+    rows = await session.scalars(
+        select(EpisodeSegment).where(EpisodeSegment.episode_id == episode_id).order_by(EpisodeSegment.seq)
+    )
+    return list(rows.all())
+
+
+async def episodes_by_id(*, session: AsyncSession, ids: Sequence[str], reader: Principal | None) -> dict[str, Episode]:
+    if not ids:
+        return {}
+    stmt = select(Episode).where(Episode.id.in_(list(ids)))
+    condition = visible(reader)
+    if condition is not None:
+        stmt = stmt.where(condition)
+    return {e.id: e for e in (await session.scalars(stmt)).all()}
+
+
+async def log_access(
+    *,
+    session: AsyncSession,
+    actor: str,
+    agent_id: str | None,
+    mode: str,
+    query: str,
+    reason: str,
+    scores: dict[str, Any],
+) -> EpisodeAccessLog:
+    row = EpisodeAccessLog(
+        actor=actor[:80],
+        agent_id=agent_id,
+        mode=mode,
+        query=query[:2000],
+        reason=reason[:500],
+        episode_ids=list(scores),
+        scores=scores,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def access_logs(
+    *, session: AsyncSession, agent_id: str | None, limit: int, cursor: str | None
+) -> tuple[list[EpisodeAccessLog], str | None]:
+    stmt = select(EpisodeAccessLog)
+    if agent_id is not None:
+        stmt = stmt.where(EpisodeAccessLog.agent_id == agent_id)
+    return await paginate(session, stmt, id_column=EpisodeAccessLog.id, limit=limit, cursor=cursor)
+
+
+def episode_document(episode: Episode, parts: Sequence[EpisodeSegment]) -> dict[str, Any]:
+    return {
+        "id": episode.id,
+        "agent_id": episode.agent_id,
+        "user_id": episode.user_id,
+        "title": episode.title,
+        "source": episode.source,
+        "status": episode.status,
+        "started_at": episode.started_at.isoformat(),
+        "ended_at": episode.ended_at.isoformat(),
+        "decay": episode.decay,
+        "model_id": episode.model_id,
+        "segments": [
+            {
+                "kind": s.kind,
+                "source_id": s.source_id,
+                "role": s.role,
+                "content": s.content,
+                "occurred_at": s.occurred_at.isoformat(),
+            }
+            for s in parts
+        ],
+    }
+
+
+async def export_lines(
+    *, session: AsyncSession, agent_id: str, reader: Principal | None, batch: int = 200
+) -> AsyncIterator[str]:
+    """An agent's memory as JSON lines, one episode (with its segments) per line, oldest first."""
+    last = ""
+    while True:
+        stmt = select(Episode).where(Episode.agent_id == agent_id, Episode.id > last).order_by(Episode.id).limit(batch)
+        condition = visible(reader)
+        if condition is not None:
+            stmt = stmt.where(condition)
+        rows = list((await session.scalars(stmt)).all())
+        if not rows:
+            return
+        for episode in rows:
+            parts = await segments(session=session, episode_id=episode.id)
+            yield json.dumps(episode_document(episode, parts), ensure_ascii=False) + "\n"
+        last = rows[-1].id
+
+
+async def forget(
+    *,
+    session: AsyncSession,
+    memory: Memory,
+    agent_id: str,
+    episode_ids: Sequence[str] | None,
+    actor: audit.Actor,
+    reader: Principal | None,
+) -> int:
+    """Delete an agent's episodes (all, or the given ones), their segments and their vectors; audited."""
+    stmt = select(Episode.id).where(Episode.agent_id == agent_id)
+    if episode_ids is not None:
+        stmt = stmt.where(Episode.id.in_(list(episode_ids)))
+    condition = visible(reader)
+    if condition is not None:
+        stmt = stmt.where(condition)
+    ids = list((await session.scalars(stmt)).all())
+    async with memory.write_lock:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            await session.execute(delete(EpisodeSegment).where(EpisodeSegment.episode_id.in_(chunk)))
+            await session.execute(delete(Episode).where(Episode.id.in_(chunk)))
+        await audit.record(
+            session=session,
+            actor=actor,
+            action="memory.forget",
+            resource_type="agent",
+            resource_id=agent_id,
+            decision="deleted",
+            details={"episodes": len(ids), "scope": "all" if episode_ids is None else "selected"},
+        )
+        await session.flush()
+        await memory.store.delete(ids)
+    return len(ids)
+
+
+async def count(*, session: AsyncSession, agent_id: str | None = None) -> int:
+    stmt = select(func.count()).select_from(Episode)
+    if agent_id is not None:
+        stmt = stmt.where(Episode.agent_id == agent_id)
+    return int(await session.scalar(stmt) or 0)
+
+
+async def remember(*, session: AsyncSession, memory: Memory, agent_id: str, text: str, actor: str) -> Episode:
+    """Store a fact as its own (closed) episode: `memory_remember`, or a person through the API."""
+    event = Event(agent_id, memory.clock(), "note", text, "manual", role=actor[:32], completes_task=True)
+    async with memory.write_lock:
+        latest = await _latest(session, agent_id)
+        if latest is not None and not latest.closed:
+            latest.closed = True  # a remembered fact never joins the running episode
+            await session.flush()
+        [episode] = await record_events(session=session, memory=memory, events=[event])
+    return episode
