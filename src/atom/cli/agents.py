@@ -226,14 +226,18 @@ def exam(
     level: MaturityLevel | None = typer.Option(None, help="Default: the next level."),
 ) -> None:
     """Replay the agent's edge-case episodes as a dry run at the level; passing means zero violations."""
-    from atom.governance.catalogue import catalogue
+    from atom.governance import catalogue as governance_catalogue
 
     settings = load_settings()
 
     async def body() -> tuple[bool, int, int, list[dict[str, object]]]:
         async with session_scope(settings) as session:
             result = await graduation.take_exam(
-                session=session, agent_ref=agent, classify=catalogue.classify, actor=CLI_ACTOR, target=level
+                session=session,
+                agent_ref=agent,
+                classify=governance_catalogue.current().classify,
+                actor=CLI_ACTOR,
+                target=level,
             )
             return result.passed, result.episodes, result.actions, result.violations
 

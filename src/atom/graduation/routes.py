@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from atom.agents import service as agents_service
 from atom.audit import service as audit
 from atom.deps import AdminDep, ApproverDep, SessionDep, SettingsDep, ViewerDep
-from atom.governance.catalogue import catalogue
+from atom.governance import catalogue as governance_catalogue
 from atom.governance.maturity import MaturityLevel
 from atom.graduation import service
 from atom.graduation.schemas import ExamRead, ExamRequest, ReadinessRead, RuleSetList, RuleSetRead, RuleSetWrite
@@ -32,7 +32,7 @@ async def take_exam(agent_ref: str, body: ExamRequest, principal: ApproverDep, s
     exam = await service.take_exam(
         session=session,
         agent_ref=agent_ref,
-        classify=catalogue.classify,
+        classify=governance_catalogue.current().classify,
         actor=audit.Actor.user(principal.user_id),
         target=body.target_level,
     )

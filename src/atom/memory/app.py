@@ -23,7 +23,7 @@ from atom.memory import ingest, lifecycle
 from atom.memory.runtime import Memory, build
 from atom.memory.tools import register_memory_tools, unregister_memory_tools
 from atom.observability.logging import get_logger
-from atom.runtime.tools import tools
+from atom.runtime import tools as runtime_tools
 
 log = get_logger("atom.memory")
 
@@ -90,7 +90,7 @@ async def start(app: FastAPI, db: Database, settings: Settings) -> None:
     memory = await build(settings, db)
     jobs = MemoryJobs(db, memory)
     jobs.start()
-    register_memory_tools(tools, db, memory)  # the one place memory's agent tools join the registry
+    register_memory_tools(runtime_tools.current(), db, memory)  # the one place memory's agent tools join the registry
     app.state.memory = memory
     app.state.memory_jobs = jobs
     log.info("memory started", model_id=memory.embedder.model_id, vectors=str(memory.store.directory))
@@ -99,7 +99,7 @@ async def start(app: FastAPI, db: Database, settings: Settings) -> None:
 async def stop(app: FastAPI) -> None:
     jobs = getattr(app.state, "memory_jobs", None)
     if isinstance(jobs, MemoryJobs):
-        unregister_memory_tools(tools)
+        unregister_memory_tools(runtime_tools.current())
         await jobs.stop()
     app.state.memory_jobs = None
 
