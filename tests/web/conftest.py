@@ -84,14 +84,19 @@ async def page_csrf(client: httpx.AsyncClient, path: str = "/") -> str:
 
 
 async def pending_proposal(
-    db: Database, settings: Settings, *, name: str | None = None, params: dict[str, Any] | None = None
+    db: Database,
+    settings: Settings,
+    *,
+    name: str | None = None,
+    params: dict[str, Any] | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> str:
     agent = await make_agent(db, settings, MaturityLevel.INTERN, name=name)
     result = await interceptor.intercept(
         db=db,
         settings=settings,
         agent_id=agent.id,
-        trigger=interceptor.TriggerInfo(source="schedule", payload={"why": "nightly report"}),
+        trigger=interceptor.TriggerInfo(source="schedule", payload=payload or {"why": "nightly report"}),
         plan=Plan(steps=[PlanStep(action="get_current_time", params=params or {"timezone": "UTC"})]),
     )
     assert result.proposal_id is not None

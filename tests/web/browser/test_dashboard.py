@@ -1,0 +1,65 @@
+"""The dashboard in Chromium: sign in and out, live Home counts, approving from the inbox at phone width.
+
+Each page is checked with axe-core (zero serious violations), for Content-Security-Policy refusals
+in the console, and saved as a screenshot under .artifacts/web/.
+"""
+
+from __future__ import annotations
+
+from atom.config import Settings
+from atom.db.session import Database
+from atom.security.models import Role
+from atom.training import proposals
+from tests.web.browser.conftest import PageAs, check_a11y, csp_violations, shot
+from tests.web.conftest import pending_proposal
+
+
+async def test_sign_in_live_home_and_sign_out(page_as: PageAs, db: Database, settings: Settings, live_url: str) -> None:
+    view = await page_as(Role.VIEWER)
+    page = view.page
+    count = page.locator('[data-count="pending_proposals"]')
+    assert await count.text_content() == "0"
+    await page.locator('[data-live-state="live"]').wait_for()
+    await check_a11y(page)
+    await shot(page, "home")
+
+    await pending_proposal(db, settings)
+    await page.wait_for_function(
+        "() => document.querySelector('[data-count=\"pending_proposals\"]').textContent === '1'"
+    )
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url(f"{live_url}/signin?flash=signed_out")
+    assert await page.get_by_role("status").text_content() == "You are signed out."
+    await check_a11y(page)
+    await shot(page, "signed-out")
+    await page.goto("/proposals")
+    assert page.url == f"{live_url}/signin?next=%2Fproposals"
+    assert csp_violations(view.console) == []
+
+
+async def test_an_approver_approves_from_the_inbox_at_phone_width(
+    page_as: PageAs, db: Database, settings: Settings, live_url: str
+) -> None:
+    proposal_id = await pending_proposal(db, settings, name="reporter")
+    view = await page_as(Role.APPROVER, width=375, height=800)
+    page = view.page
+    await page.goto("/proposals")
+    await check_a11y(page)
+    await shot(page, "proposals-375")
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 375
+    await page.get_by_role("link", name="reporter").click()
+    await page.wait_for_url(f"{live_url}/proposals/{proposal_id}")
+    async with db.session_scope() as s:
+        stored_hash = (await proposals.get(session=s, proposal_id=proposal_id)).plan_hash
+    assert await page.locator("#plan-hash").text_content() == stored_hash
+    await check_a11y(page)
+    await shot(page, "proposal-375")
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 375
+    await page.get_by_role("button", name="Approve", exact=True).click()
+    await page.wait_for_url(f"{live_url}/proposals/{proposal_id}?flash=approved")
+    assert "Approved. The plan ran as shown." in (await page.get_by_role("status").first.text_content() or "")
+    assert await page.get_by_role("button", name="Approve", exact=True).count() == 0
+    await shot(page, "proposal-approved-375")
+    async with db.session_scope() as s:
+        assert (await proposals.get(session=s, proposal_id=proposal_id)).status == "executed"
+    assert csp_violations(view.console) == []
