@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -284,3 +285,26 @@ async def api_principal(
             "This request needs the dashboard's CSRF token in the X-CSRF-Token header.", code="CSRF_FAILED"
         )
     return active.principal
+
+
+async def websocket_principal(
+    *,
+    session: AsyncSession,
+    key: str,
+    cookie: str | None,
+    origin: str | None,
+    host: str | None,
+    settings: Settings,
+) -> Principal:
+    """A WebSocket's caller: its API key when it presents one, else the dashboard session cookie.
+
+    Browsers send cookies on cross-site WebSocket handshakes and apply no CORS to them, so the
+    cookie counts only when the handshake's Origin is this very site (the CSRF check of a socket).
+    """
+    if key:
+        return await security_service.authenticate_key(session=session, plaintext=key)
+    if not cookie:
+        raise Unauthorized("An API key or a dashboard session is required.", code="API_KEY_REQUIRED")
+    if not origin or not host or urlsplit(origin).netloc.lower() != host.lower():
+        raise CsrfFailed("A dashboard session works only from a page of this site.", code="CSRF_FAILED")
+    return (await resolve(session=session, token=cookie, settings=settings)).principal
