@@ -10,14 +10,21 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from atom.security.models import Role
-from atom.web.pages import audit, home, proposals, signin
+from atom.web.pages import agents, audit, home, proposals, signin
 from atom.web.ui import STATIC_DIR, NavItem, install_templates
 
-PAGE_ROUTERS: tuple[APIRouter, ...] = (signin.router, home.router, proposals.router, audit.router)
+PAGE_ROUTERS: tuple[APIRouter, ...] = (
+    signin.router,
+    home.router,
+    proposals.router,
+    agents.router,
+    audit.router,
+)
 
 NAV: tuple[NavItem, ...] = (
     NavItem("Home", "/", Role.VIEWER),
     NavItem("Proposals", "/proposals", Role.VIEWER),
+    NavItem("Agents", "/agents", Role.VIEWER),
     NavItem("Audit", "/audit", Role.VIEWER),
 )
 

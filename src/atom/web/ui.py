@@ -150,7 +150,10 @@ FLASHES: dict[str, str] = {
     "approved_failed": "Approved, but the plan failed when it ran: see the result below.",
     "approved_training": "Approved: training is scheduled.",
     "rejected": "Rejected.",
-    "batch_done": "Batch decision recorded: see each result below.",
+    "agent_pause": "The agent is paused: it performs nothing until resumed.",
+    "agent_resume": "The agent is active again.",
+    "agent_stop": "The agent is stopped.",
+    "agent_promoted": "The agent was promoted.",
 }
 
 
