@@ -10,7 +10,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from atom.security.models import Role
-from atom.web.pages import agents, audit, home, proposals, signin
+from atom.web.pages import admin, agents, audit, home, proposals, signin
 from atom.web.ui import STATIC_DIR, NavItem, install_templates
 
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
@@ -19,6 +19,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     proposals.router,
     agents.router,
     audit.router,
+    admin.router,
 )
 
 NAV: tuple[NavItem, ...] = (
@@ -26,6 +27,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Proposals", "/proposals", Role.VIEWER),
     NavItem("Agents", "/agents", Role.VIEWER),
     NavItem("Audit", "/audit", Role.VIEWER),
+    NavItem("Admin", "/admin", Role.ADMIN),
 )
 
 

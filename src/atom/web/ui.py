@@ -154,6 +154,11 @@ FLASHES: dict[str, str] = {
     "agent_resume": "The agent is active again.",
     "agent_stop": "The agent is stopped.",
     "agent_promoted": "The agent was promoted.",
+    "user_created": "User created. Give them their password; they sign in at /signin.",
+    "user_updated": "User updated.",
+    "key_revoked": "The API key is revoked: it stops working at once.",
+    "secret_saved": "Secret stored (encrypted). Its value is never shown.",
+    "secret_deleted": "Secret deleted.",
 }
 
 
