@@ -6,6 +6,7 @@ A page module has `router = PageRouter()`; add it to PAGE_ROUTERS, and its nav e
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
@@ -46,9 +47,18 @@ class _Static(StaticFiles):
         await super().__call__(scope, receive, send_with_headers)  # type: ignore[arg-type]
 
 
+async def service_worker() -> Response:
+    """The service worker lives at the root so that its scope is the whole dashboard."""
+    response = FileResponse(STATIC_DIR / "js" / "sw.js", media_type="text/javascript")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def install(app: FastAPI) -> None:
     """Templates on `app.state.web`, the pages, and `/static`."""
     install_templates(app, NAV)
     for router in PAGE_ROUTERS:
         app.include_router(router)
+    app.add_api_route("/sw.js", service_worker, methods=["GET"], include_in_schema=False)
     app.mount("/static", _Static(directory=STATIC_DIR), name="static")

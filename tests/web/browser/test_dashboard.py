@@ -63,3 +63,35 @@ async def test_an_approver_approves_from_the_inbox_at_phone_width(
     async with db.session_scope() as s:
         assert (await proposals.get(session=s, proposal_id=proposal_id)).status == "executed"
     assert csp_violations(view.console) == []
+
+
+async def test_installable_with_a_service_worker_that_caches_the_shell_only(page_as: PageAs, live_url: str) -> None:
+    view = await page_as(Role.VIEWER, width=375, height=800)
+    page = view.page
+    manifest = await page.evaluate(
+        "async () => (await fetch(document.querySelector('link[rel=manifest]').href)).json()"
+    )
+    assert manifest["start_url"] == "/" and manifest["display"] == "standalone"
+    assert {icon["type"] for icon in manifest["icons"]} == {"image/svg+xml"}
+    await page.evaluate("async () => { await navigator.serviceWorker.ready; }")
+    await page.reload()  # now controlled by the worker
+    assert await page.evaluate("() => navigator.serviceWorker.controller !== null")
+    await page.goto("/proposals")
+    assert await page.evaluate("async () => (await fetch('/api/me')).status") == 200
+    cached = await page.evaluate(
+        """async () => {
+            const urls = [];
+            for (const name of await caches.keys()) {
+                const cache = await caches.open(name);
+                for (const request of await cache.keys()) { urls.push(new URL(request.url).pathname); }
+            }
+            return urls;
+        }"""
+    )
+    assert "/static/offline.html" in cached and "/static/css/atom.css" in cached
+    assert all(path.startswith("/static/") for path in cached), cached  # no page, no API answer
+    await page.context.set_offline(True)
+    await page.goto("/proposals")
+    assert "You are offline" in (await page.content())
+    await shot(page, "offline-375")
+    await page.context.set_offline(False)

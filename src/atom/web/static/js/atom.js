@@ -60,5 +60,12 @@
     document.querySelectorAll("[data-live]").forEach(live);
   });
 
+  // Installable as an app (PWA): the service worker caches the shell only, never pages or API data.
+  if ("serviceWorker" in navigator) {
+    window.addEventListener("load", function () {
+      navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () { /* pages work without it */ });
+    });
+  }
+
   window.atom = { api: api, csrfToken: csrfToken };
 })();
