@@ -6,10 +6,15 @@ in the console, and saved as a screenshot under .artifacts/web/.
 
 from __future__ import annotations
 
+from atom.agents import service as agents_service
+from atom.agents.schemas import AgentUpdate
+from atom.audit import service as audit
 from atom.config import Settings
 from atom.db.session import Database
+from atom.governance.maturity import MaturityLevel
 from atom.security.models import Role
 from atom.training import proposals
+from tests.support.agents import make_agent
 from tests.web.browser.conftest import PageAs, check_a11y, csp_violations, shot
 from tests.web.conftest import pending_proposal
 
@@ -95,3 +100,54 @@ async def test_installable_with_a_service_worker_that_caches_the_shell_only(page
     assert "You are offline" in (await page.content())
     await shot(page, "offline-375")
     await page.context.set_offline(False)
+
+
+XSS = [
+    "<script>alert('x1')</script>",
+    '"><img src=x onerror=alert("x2")>',
+    "<svg onload=alert('x3')>",
+    "javascript:alert('x4')",
+    "</code><iframe srcdoc='<script>alert(5)</script>'>",
+]
+
+
+async def test_every_page_is_accessible_and_no_payload_executes(
+    page_as: PageAs, db: Database, settings: Settings, live_url: str
+) -> None:
+    agent = await make_agent(db, settings, MaturityLevel.INTERN, name="courier")
+    async with db.session_scope() as s:
+        await agents_service.update_agent(
+            session=s, agent_id=agent.id, agent_in=AgentUpdate(description=" ".join(XSS)), actor=audit.Actor.system()
+        )
+        await agents_service.record_confidence(
+            session=s, agent_id=agent.id, delta=0.05, reason=XSS[0], source="test", source_id=None, settings=settings
+        )
+    proposal_id = await pending_proposal(db, settings, payload={"x": XSS}, params={"timezone": XSS[1]})
+    view = await page_as(Role.ADMIN)
+    page = view.page
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    pages = {
+        "agents": "/agents",
+        "agent": f"/agents/{agent.id}",
+        "proposal-xss": f"/proposals/{proposal_id}",
+        "audit": "/audit",
+        "admin-users": "/admin/users",
+        "admin-keys": "/admin/keys",
+        "admin-secrets": "/admin/secrets",
+    }
+    for name, path in pages.items():
+        await page.goto(path)
+        await check_a11y(page)
+        await shot(page, name)
+    await page.goto("/audit")
+    await page.get_by_role("button", name="Verify the hash chain").click()
+    assert "The chain is intact" in (await page.locator("#verify-result").text_content() or "")
+    await shot(page, "audit-verified")
+    await page.goto("/admin/keys")
+    await page.get_by_label("Name").fill("phone")
+    await page.get_by_role("button", name="Create key").click()
+    assert (await page.locator("#new-key").text_content() or "").startswith("atom_")
+    await check_a11y(page)
+    assert dialogs == []
+    assert csp_violations(view.console) == []
