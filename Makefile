@@ -3,14 +3,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
 
-.PHONY: run test lint typecheck check bench clean
+.PHONY: run test lint typecheck check bench clean assets
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# Front-end packages from package-lock.json (today only axe-core, used by the browser tests).
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NPM_STAMP)
+
+assets: $(NPM_STAMP)  ## install the pinned front-end packages (npm ci)
 
 run: $(STAMP)  ## set up, initialise the data directory if needed, serve on 127.0.0.1:8000
 	$(BIN)/atom-os init
@@ -19,7 +27,7 @@ run: $(STAMP)  ## set up, initialise the data directory if needed, serve on 127.
 export ATOM_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export ATOM_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-test: $(STAMP)  ## the whole suite on SQLite and PostgreSQL (PostgreSQL/Redis tests skip with a reason when absent)
+test: $(STAMP) $(NPM_STAMP)  ## the whole suite on SQLite and PostgreSQL (PostgreSQL/Redis tests skip with a reason when absent)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -36,4 +44,4 @@ bench: $(STAMP)  ## every benchmark, each printing ratios to a floor measured in
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .artifacts .pytest_cache .mypy_cache .ruff_cache

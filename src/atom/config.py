@@ -37,6 +37,12 @@ class EmbeddingProvider(StrEnum):
     PROVIDER = "provider"
 
 
+class CookieSecure(StrEnum):
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
 class QueuePolicy(StrEnum):
     WAIT = "wait"
     RUN_AND_NOTIFY = "run-and-notify"
@@ -436,6 +442,34 @@ class Settings(BaseSettings):
     )
     memory_recall_max_tokens: int = Field(
         default=1500, ge=50, le=100_000, description="Most estimated tokens of recalled episodes put into a prompt."
+    )
+
+    # --- web dashboard (docs/dashboard.md) -----------------------------------------------------
+    web_session_hours: float = Field(
+        default=12.0, gt=0, le=720, description="A dashboard sign-in lasts at most this many hours."
+    )
+    web_session_idle_minutes: float = Field(
+        default=60.0, gt=0, le=43_200, description="A dashboard session unused this long expires."
+    )
+    web_cookie_secure: CookieSecure = Field(
+        default=CookieSecure.AUTO,
+        description="Secure flag of the dashboard cookies: `auto` (when the request came over HTTPS), "
+        "`always` or `never`.",
+    )
+    web_login_max_failures: int = Field(
+        default=5, ge=1, le=1000, description="Failed sign-ins of one username within the window that lock it."
+    )
+    web_login_ip_max_failures: int = Field(
+        default=20, ge=1, le=100_000, description="Failed sign-ins from one address within the window that block it."
+    )
+    web_live_recheck_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="Live dashboard values are recomputed after every relevant event, and at least this often.",
+    )
+    web_login_window_minutes: float = Field(
+        default=15.0, gt=0, le=10_080, description="Window in which failed sign-ins are counted; also the lock-out."
     )
 
     @field_validator(

@@ -16,6 +16,7 @@ from atom.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from atom.security import service as security_service
 from atom.security.models import Role
 from atom.security.principal import Principal
+from atom.web import sessions as web_sessions
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <api key>`")
 _header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Or `X-API-Key: <api key>`")
@@ -59,6 +60,18 @@ async def current_principal(
     if isinstance(cached, Principal):
         return cached
     presented = bearer.credentials if bearer is not None else header_key
+    if not presented and web_sessions.SESSION_COOKIE in request.cookies:
+        # The dashboard's session cookie (only when no key is presented; CSRF checked for writes).
+        principal = await web_sessions.api_principal(
+            session=session,
+            token=request.cookies[web_sessions.SESSION_COOKIE],
+            method=request.method,
+            csrf_header=request.headers.get(web_sessions.CSRF_HEADER),
+            fetch_site=request.headers.get("sec-fetch-site"),
+            settings=request.app.state.settings,
+        )
+        request.state.principal = principal
+        return principal
     if not presented:
         raise Unauthorized(
             "An API key is required: send `Authorization: Bearer <key>` or `X-API-Key`.",

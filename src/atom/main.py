@@ -26,6 +26,7 @@ from atom.observability.logging import configure_logging, get_logger
 from atom.observability.middleware import RequestContextMiddleware
 from atom.process import check_startup, settle_heap
 from atom.registries import ensure_registries
+from atom.web import routes as web_routes
 from atom.workflows import app as workflows_app
 from atom.workflows.hooks import router as webhooks_router
 
@@ -158,4 +159,5 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
     # agent plans run later (a supervisor connecting) use this app's LLM gateway
     chat_routing.install(registries.executors, app.state)
     app.include_router(webhooks_router)  # /hooks: signed webhooks, outside /api (no API key; see docs/workflows.md)
+    web_routes.install(app)  # the dashboard: pages outside /api, session sign-in (docs/dashboard.md)
     return app

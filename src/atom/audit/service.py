@@ -21,10 +21,17 @@ from atom.audit.chain import link_hash
 from atom.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
 from atom.audit.schemas import ChainVerification
 from atom.db.base import new_id, table_of, utcnow
+from atom.db.session import on_commit
+from atom.events.bus import get_bus
 from atom.observability import metrics
 from atom.pagination import paginate
 
 VERIFY_BATCH = 1000
+# After a transaction that recorded one of these commits, "audit.notice" goes on the bus (once per
+# transaction): the dashboard's live counts listen to it. Other actions (governance checks) publish nothing.
+NOTICE_TOPIC = "audit.notice"
+NOTICE_PREFIXES = ("proposal.", "supervision.", "trigger.", "training.")
+_NOTICED = "atom_audit_noticed"
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,17 @@ async def record(
     await conn.execute(_MOVE_HEAD, {"seq": seq, "last_hash": row_hash})
     session.info[_HELD_HEAD] = (session.sync_session.get_transaction(), seq, row_hash)
     metrics.AUDIT_EVENTS.labels(action=action, decision=decision or "").inc()
+    if action.startswith(NOTICE_PREFIXES):
+        _notice_after_commit(session, action)
+
+
+def _notice_after_commit(session: AsyncSession, action: str) -> None:
+    transaction = session.sync_session.get_transaction()
+    if session.info.get(_NOTICED) is transaction:
+        return
+    session.info[_NOTICED] = transaction
+    payload = {"action": action}
+    on_commit(session, lambda: get_bus().publish_soon(NOTICE_TOPIC, payload))
 
 
 @dataclass(frozen=True)

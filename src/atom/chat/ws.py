@@ -24,8 +24,8 @@ from atom.chat.schemas import MAX_INPUT
 from atom.config import Settings
 from atom.db.session import Database
 from atom.errors import AtomError, InvalidInput
-from atom.security import service as security
 from atom.security.models import Role
+from atom.web import sessions as web_sessions
 
 router = APIRouter()
 
@@ -46,7 +46,14 @@ async def chat(websocket: WebSocket, agent_ref: str) -> None:
     session_id = websocket.query_params.get("session_id")
     try:
         async with db.session_scope() as session:
-            principal = await security.authenticate_key(session=session, plaintext=token)
+            principal = await web_sessions.websocket_principal(  # an API key, or the dashboard's cookie
+                session=session,
+                key=token,
+                cookie=websocket.cookies.get(web_sessions.SESSION_COOKIE),
+                origin=websocket.headers.get("origin"),
+                host=websocket.headers.get("host"),
+                settings=settings,
+            )
             if not principal.has_role(Role.OPERATOR):
                 await websocket.close(code=1008, reason="ROLE_REQUIRED")
                 return

@@ -1,15 +1,18 @@
-"""`atom-os users create|list|set-role|deactivate`."""
+"""`atom-os users create|list|set-role|deactivate|set-password`."""
 
 from __future__ import annotations
+
+import sys
 
 import typer
 from rich.table import Table
 
 from atom.audit import service as audit
 from atom.cli.common import console, id_table, load_settings, run, session_scope
-from atom.security import service
+from atom.security import passwords, service
 from atom.security.models import Role
 from atom.security.schemas import UserCreate, UserUpdate
+from atom.web import sessions as web_sessions
 
 app = typer.Typer(help="People and their roles (viewer < operator < approver < admin).", no_args_is_help=True)
 CLI = {"via": "cli"}
@@ -101,3 +104,37 @@ def deactivate(username: str) -> None:
     """Deactivate a user: their API keys stop working at once."""
     _update(username, UserUpdate(is_active=False), "user.deactivate")
     console.print(f"{username} deactivated.")
+
+
+@app.command("set-password")
+def set_password(
+    username: str,
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+) -> None:
+    """Set the password a person signs in to the dashboard with (asked twice, never echoed).
+
+    Every dashboard session the user had open is ended.
+    """
+    settings = load_settings()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+
+    async def body() -> None:
+        async with session_scope(settings) as session:
+            user = await service.get_user_by_name(session=session, username=username)
+            await passwords.set_password(session=session, user_id=user.id, password=password)
+            ended = await web_sessions.revoke_user_sessions(session=session, user_id=user.id)
+            await audit.record(
+                session=session,
+                actor=audit.Actor.system(),
+                action="user.set_password",
+                resource_type="user",
+                resource_id=user.id,
+                decision="done",
+                details={**CLI, "sessions_ended": ended},
+            )
+
+    run(body)
+    console.print(f"Password of {username} set; they can sign in at {settings.base_url}/signin.")

@@ -19,6 +19,7 @@ MODEL_MODULES = (
     "atom.memory.models",
     "atom.feedback.models",
     "atom.graduation.models",
+    "atom.web.models",
 )
 
 

@@ -19,10 +19,10 @@ from atom.config import Settings
 from atom.db.session import Database
 from atom.errors import AtomError
 from atom.events.bus import get_bus
-from atom.security import service as security
 from atom.security.models import Role
 from atom.training import supervision
 from atom.training.schemas import CommandRequest
+from atom.web import sessions as web_sessions
 
 router = APIRouter()
 
@@ -34,7 +34,14 @@ async def supervise(websocket: WebSocket, session_id: str) -> None:
     token = websocket.query_params.get("token") or websocket.headers.get("x-api-key") or ""
     try:
         async with db.session_scope() as session:
-            principal = await security.authenticate_key(session=session, plaintext=token)
+            principal = await web_sessions.websocket_principal(  # an API key, or the dashboard's cookie
+                session=session,
+                key=token,
+                cookie=websocket.cookies.get(web_sessions.SESSION_COOKIE),
+                origin=websocket.headers.get("origin"),
+                host=websocket.headers.get("host"),
+                settings=settings,
+            )
             await supervision.get(session=session, session_id=session_id)
     except AtomError as exc:
         await websocket.close(code=1008, reason=exc.code)
