@@ -226,13 +226,11 @@ async def set_secret(request: Request, form_user: AdminForm, db: DatabaseDep) ->
         cipher = get_cipher(request)
         async with db.session_scope() as session:
             existing = {s.name for s in (await secrets_store.list_secrets(session=session, limit=500, cursor=None))[0]}
+            actor = audit.Actor.user(user.principal.user_id)  # the store writes the audit record
             if name in existing:
-                secret = await secrets_store.rotate(session=session, cipher=cipher, name=name, value=value)
-                action = "secret.rotate"
+                await secrets_store.rotate(session=session, cipher=cipher, name=name, value=value, actor=actor)
             else:
-                secret = await secrets_store.create(session=session, cipher=cipher, name=name, value=value)
-                action = "secret.create"
-            await _record(session, user, action, "secret", name, name=name, version=secret.version)
+                await secrets_store.create(session=session, cipher=cipher, name=name, value=value, actor=actor)
         return redirect("/admin/secrets?flash=secret_saved")
     async with db.session_scope() as session:
         return await _secrets_page(request, session, errors=errors, values={"name": name[:200]})
@@ -243,6 +241,5 @@ async def delete_secret(request: Request, form_user: AdminForm, db: DatabaseDep)
     user, form = form_user
     name = form.get("name").strip()
     async with db.session_scope() as session:
-        await secrets_store.delete(session=session, name=name)
-        await _record(session, user, "secret.delete", "secret", name, name=name)
+        await secrets_store.delete(session=session, name=name, actor=audit.Actor.user(user.principal.user_id))
     return redirect("/admin/secrets?flash=secret_deleted")
