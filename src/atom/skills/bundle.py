@@ -95,8 +95,9 @@ def build_bundle(folder_name: str, members: dict[str, bytes], source: str) -> Sk
             )
         total += len(data)
     if total > MAX_TOTAL_BYTES:
-        raise PayloadTooLarge(f"{source!r:.200} holds {total} bytes; the limit is {MAX_TOTAL_BYTES}.",
-                              code="SKILL_TOO_LARGE")  # fmt: skip
+        raise PayloadTooLarge(
+            f"{source!r:.200} holds {total} bytes; the limit is {MAX_TOTAL_BYTES}.", code="SKILL_TOO_LARGE"
+        )
     parsed = parse_skill_md(skill_md, folder_name=folder_name)
     files: dict[str, str] = {}
     skipped: list[str] = []
@@ -117,8 +118,9 @@ def _group_by_skill(members: dict[str, bytes], root_name: str, source: str) -> l
     )
     roots = [r for r in roots if (0 if r == "." else r.count("/") + 1) <= MAX_DEPTH]
     if not roots:
-        raise InvalidInput(f"No {SKILL_FILE} found in {source!r:.200} (searched {MAX_DEPTH} levels).",
-                           code="SKILL_MD_MISSING")  # fmt: skip
+        raise InvalidInput(
+            f"No {SKILL_FILE} found in {source!r:.200} (searched {MAX_DEPTH} levels).", code="SKILL_MD_MISSING"
+        )
     if len(roots) > MAX_SKILLS:
         raise PayloadTooLarge(f"{len(roots)} skills in one import; the limit is {MAX_SKILLS}.", code="SKILL_TOO_MANY")
     bundles: list[SkillBundle] = []
@@ -159,8 +161,9 @@ def read_folder(path: Path) -> list[SkillBundle]:
                 continue
             size = file.stat().st_size
             if size > MAX_FILE_BYTES:
-                raise PayloadTooLarge(f"{rel!r:.200} is {size} bytes; the limit is {MAX_FILE_BYTES}.",
-                                      code="SKILL_FILE_TOO_LARGE")  # fmt: skip
+                raise PayloadTooLarge(
+                    f"{rel!r:.200} is {size} bytes; the limit is {MAX_FILE_BYTES}.", code="SKILL_FILE_TOO_LARGE"
+                )
             total += size
             if total > MAX_TOTAL_BYTES * MAX_SKILLS or len(members) >= MAX_FILES * MAX_SKILLS:
                 raise PayloadTooLarge("The folder holds more than one import may read.", code="SKILL_TOO_LARGE")
@@ -179,8 +182,9 @@ def _check_link(link: Path, root: Path) -> None:
 def read_zip(data: bytes, *, name: str = "archive") -> list[SkillBundle]:
     """Every skill in a zip archive, checked entry by entry before any is accepted."""
     if len(data) > MAX_ARCHIVE_BYTES:
-        raise PayloadTooLarge(f"The archive is {len(data)} bytes; the limit is {MAX_ARCHIVE_BYTES}.",
-                              code="SKILL_ARCHIVE_TOO_LARGE")  # fmt: skip
+        raise PayloadTooLarge(
+            f"The archive is {len(data)} bytes; the limit is {MAX_ARCHIVE_BYTES}.", code="SKILL_ARCHIVE_TOO_LARGE"
+        )
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -188,23 +192,28 @@ def read_zip(data: bytes, *, name: str = "archive") -> list[SkillBundle]:
     with archive:
         infos = archive.infolist()
         if len(infos) > MAX_ARCHIVE_ENTRIES:
-            raise PayloadTooLarge(f"The archive has {len(infos)} entries; the limit is {MAX_ARCHIVE_ENTRIES}.",
-                                  code="SKILL_ARCHIVE_TOO_LARGE")  # fmt: skip
+            raise PayloadTooLarge(
+                f"The archive has {len(infos)} entries; the limit is {MAX_ARCHIVE_ENTRIES}.",
+                code="SKILL_ARCHIVE_TOO_LARGE",
+            )
         members: dict[str, bytes] = {}
         total = 0
         for info in infos:
             path = _safe_relative(info.filename)
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
-                raise InvalidInput(f"{info.filename!r:.200} is a symlink; archives may not hold links.",
-                                   code="SKILL_SYMLINK")  # fmt: skip
+                raise InvalidInput(
+                    f"{info.filename!r:.200} is a symlink; archives may not hold links.", code="SKILL_SYMLINK"
+                )
             if info.is_dir() or any(part in _SKIP_DIRS for part in path.parts):
                 continue
             if info.flag_bits & 0x1:
                 raise InvalidInput(f"{info.filename!r:.200} is encrypted.", code="SKILL_ARCHIVE_ENCRYPTED")
             if info.file_size > MAX_FILE_BYTES:
-                raise PayloadTooLarge(f"{info.filename!r:.200} is {info.file_size} bytes uncompressed; the limit "
-                                      f"is {MAX_FILE_BYTES}.", code="SKILL_FILE_TOO_LARGE")  # fmt: skip
+                raise PayloadTooLarge(
+                    f"{info.filename!r:.200} is {info.file_size} bytes uncompressed; the limit is {MAX_FILE_BYTES}.",
+                    code="SKILL_FILE_TOO_LARGE",
+                )
             content = _read_capped(archive, info)
             total += len(content)
             if total > MAX_TOTAL_BYTES * 4:
@@ -221,11 +230,14 @@ def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, NotImplementedError) as exc:
         raise InvalidInput(f"{info.filename!r:.200} cannot be read: {exc}.", code="SKILL_ARCHIVE_INVALID") from exc
     if len(content) > MAX_FILE_BYTES:
-        raise PayloadTooLarge(f"{info.filename!r:.200} expands past {MAX_FILE_BYTES} bytes (zip bomb?).",
-                              code="SKILL_ZIP_BOMB")  # fmt: skip
+        raise PayloadTooLarge(
+            f"{info.filename!r:.200} expands past {MAX_FILE_BYTES} bytes (zip bomb?).", code="SKILL_ZIP_BOMB"
+        )
     if info.compress_size and len(content) > 64 * 1024 and len(content) / info.compress_size > MAX_RATIO:
-        raise PayloadTooLarge(f"{info.filename!r:.200} compresses {len(content) // info.compress_size}:1 (zip bomb).",
-                              code="SKILL_ZIP_BOMB")  # fmt: skip
+        raise PayloadTooLarge(
+            f"{info.filename!r:.200} compresses {len(content) // info.compress_size}:1 (zip bomb).",
+            code="SKILL_ZIP_BOMB",
+        )
     return content
 
 
@@ -236,8 +248,9 @@ def read_source(path: Path) -> list[SkillBundle]:
     if path.is_file() and path.suffix.lower() == ".zip":
         size = path.stat().st_size
         if size > MAX_ARCHIVE_BYTES:
-            raise PayloadTooLarge(f"The archive is {size} bytes; the limit is {MAX_ARCHIVE_BYTES}.",
-                                  code="SKILL_ARCHIVE_TOO_LARGE")  # fmt: skip
+            raise PayloadTooLarge(
+                f"The archive is {size} bytes; the limit is {MAX_ARCHIVE_BYTES}.", code="SKILL_ARCHIVE_TOO_LARGE"
+            )
         return read_zip(path.read_bytes(), name=path.name)
     if path.is_file() and path.name == SKILL_FILE:
         return read_folder(path.parent)

@@ -17,14 +17,26 @@ NAMESPACES = ("openclaw", "clawdbot", "clawdis", "moltbot")
 KNOWN_FIELDS = frozenset(
     {
         # agentskills.io
-        "name", "description", "license", "compatibility", "metadata", "allowed-tools",
+        "name",
+        "description",
+        "license",
+        "compatibility",
+        "metadata",
+        "allowed-tools",
         # OpenClaw / ClawHub
-        "homepage", "user-invocable", "disable-model-invocation", "command-dispatch", "command-tool",
-        "command-arg-mode", "version",
+        "homepage",
+        "user-invocable",
+        "disable-model-invocation",
+        "command-dispatch",
+        "command-tool",
+        "command-arg-mode",
+        "version",
         # older Atom
-        "packages", "node_packages", "type",
+        "packages",
+        "node_packages",
+        "type",
     }
-)  # fmt: skip
+)
 INSTALL_KINDS = frozenset({"brew", "node", "npm", "go", "uv", "pip", "download", "shell", "apt", "cargo"})
 
 

@@ -220,7 +220,7 @@ def parse_skill_md(raw: bytes | str, *, folder_name: str) -> ParsedSkill:
     )
     return ParsedSkill(
         manifest=manifest,
-        body=body.strip("\n"),
+        body=body.rstrip("\n"),
         front_matter=front_matter,
         code_blocks=extract_code_blocks(body, body_line),
         warnings=warnings,
