@@ -7,6 +7,7 @@ import typer
 from atom.cli import agents, audit, daemon, db, governance, keys, secrets, server, setup, supervise, training, users
 from atom.cli import chat as chat_cli
 from atom.cli import llm as llm_cli
+from atom.cli import skills as skills_cli
 from atom.cli import workflows as workflows_cli
 from atom.cli.worker import worker as worker_command
 
@@ -38,6 +39,7 @@ app.command(name="execute")(chat_cli.execute)
 app.add_typer(workflows_cli.app, name="workflows")
 app.add_typer(llm_cli.app, name="llm")
 app.command(name="worker")(worker_command)
+app.add_typer(skills_cli.app, name="skills")
 
 
 def run() -> None:

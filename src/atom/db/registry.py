@@ -16,6 +16,7 @@ MODEL_MODULES = (
     "atom.training.models",
     "atom.workflows.models",
     "atom.chat.models",
+    "atom.skills.models",
 )
 
 

@@ -68,7 +68,7 @@ def _is_text(data: bytes) -> bool:
     return True
 
 
-def _safe_relative(name: str) -> PurePosixPath:
+def safe_relative(name: str) -> PurePosixPath:
     """An archive or folder member path, refused if absolute or climbing out with `..`."""
     normalized = name.replace("\\", "/")
     path = PurePosixPath(normalized)
@@ -199,7 +199,7 @@ def read_zip(data: bytes, *, name: str = "archive") -> list[SkillBundle]:
         members: dict[str, bytes] = {}
         total = 0
         for info in infos:
-            path = _safe_relative(info.filename)
+            path = safe_relative(info.filename)
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
                 raise InvalidInput(
