@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from atom.audit import service as audit
@@ -36,7 +37,7 @@ def import_(
     for o in outcomes:
         label = o.verdict or ("scan failed" if o.status != "error" else "-")
         counts[label] = counts.get(label, 0) + 1
-        table.add_row(o.name, o.status, label, o.message or "")
+        table.add_row(o.name, o.status, label, escape(o.message or ""))
     console.print(table)
     console.print("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
@@ -78,16 +79,17 @@ def show(ref: str) -> None:
 
 
 def _print_version(s: Skill, v: SkillVersion) -> None:
-    console.print(f"[bold]{s.name}[/] ({s.state}) version {v.number} {v.kind}: {v.description}")
+    console.print(f"[bold]{s.name}[/] ({s.state}) version {v.number} {v.kind}: {escape(v.description)}", soft_wrap=True)
     console.print(f"content hash: {v.content_hash}  verdict: {v.verdict or 'scan failed: ' + str(v.scan_error)}")
     for w in v.warnings:
-        console.print(f"  warning {w['code']}: {w['message']}", highlight=False)
-    table = Table("severity", "rule", "where", "excerpt")
+        console.print(f"  warning {w['code']}: {escape(w['message'])}", highlight=False, soft_wrap=True)
+    console.print(f"{len(v.findings)} findings:")
     for f in v.findings:
         style = _SEVERITY_STYLE.get(f["severity"], "")
         where = f"{f['file']}:{f['line']}" if f.get("line") else f["file"]
-        table.add_row(f"[{style}]{f['severity']}[/]", f["rule"], where, f["excerpt"])
-    console.print(table)
+        console.print(
+            f"  [{style}]{f['severity']:<8}[/] {f['rule']} {escape(where)}  {escape(f['excerpt'])}", soft_wrap=True
+        )
 
 
 @app.command()
