@@ -140,3 +140,11 @@ def test_refuses_to_run_when_it_cannot_confine() -> None:
         with pytest.raises(Unavailable) as caught:
             box.run(["/bin/true"])
         assert caught.value.code == "SANDBOX_UNAVAILABLE" and caught.value.details["reason"]
+
+
+def test_a_program_that_never_reads_its_stdin_still_hits_the_wall_clock(sandbox: Sandbox) -> None:
+    result = sandbox.run(
+        [*PY, "import time\ntime.sleep(60)"], stdin=b"x" * (1024 * 1024), limits=SandboxLimits(timeout_s=1.5)
+    )
+    # Stopped at its limit, long before the program's own 60 s end (not a speed assertion).
+    assert result.violation == "timeout" and result.duration_ms < 30_000

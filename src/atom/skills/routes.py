@@ -63,7 +63,7 @@ def _with_latest(skill: Skill, latest: object | None) -> SkillRead:
 
 @router.post("", response_model=ImportReport, status_code=201)
 async def import_skill(body: SkillImport, principal: OperatorDep, session: SessionDep) -> ImportReport:
-    members = {"SKILL.md": body.skill_md.encode(), **{p: t.encode() for p, t in body.files.items()}}
+    members = {**{p: t.encode() for p, t in body.files.items()}, "SKILL.md": body.skill_md.encode()}
     for path in body.files:
         bundle.safe_relative(path)
     found = bundle.build_bundle(body.folder_name, members, f"api:{body.folder_name}")

@@ -20,9 +20,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from atom.db.base import new_id
 from atom.errors import InvalidInput, Unavailable
@@ -67,6 +69,13 @@ class SandboxResult:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0 and self.violation is None
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        if data:
+            pipe.write(data)
+        pipe.close()
 
 
 def docker_reachable(socket_path: str = "/var/run/docker.sock") -> bool:
@@ -321,11 +330,8 @@ class Sandbox:
         self, process: subprocess.Popen[bytes], stdin: bytes, limits: SandboxLimits, started: float
     ) -> tuple[bytearray, bytearray, str | None]:
         assert process.stdin is not None and process.stdout is not None and process.stderr is not None
-        try:
-            process.stdin.write(stdin[: limits.output_bytes])
-            process.stdin.close()
-        except BrokenPipeError:
-            pass
+        # Fed from a thread: a program that never reads its stdin must not block the wall clock.
+        threading.Thread(target=_feed, args=(process.stdin, stdin), daemon=True).start()
         out, err = bytearray(), bytearray()
         buffers = {process.stdout.fileno(): out, process.stderr.fileno(): err}
         with selectors.DefaultSelector() as selector:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.audit import service as audit
@@ -183,6 +184,9 @@ async def import_bundles(
             outcomes.append(ImportOutcome(name, bundle.source, status, skill.id, version.id, version.verdict))
         except (Conflict, InvalidInput) as exc:
             outcomes.append(ImportOutcome(name, bundle.source, "error", error_code=exc.code, message=exc.message))
+        except IntegrityError:  # another import stored the same name or version meanwhile
+            message = f"{name!r} was stored by another import at the same time."
+            outcomes.append(ImportOutcome(name, bundle.source, "error", error_code="SKILL_EXISTS", message=message))
     return outcomes
 
 
