@@ -6,8 +6,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import bashlex
-
 from atom.skills.findings import URL, Finding, Severity, Usage, excerpt, shady_url
 
 SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "fish"})
@@ -193,6 +191,8 @@ def _pos_of_line(walk: _Walk, number: int) -> int:
 
 
 def scan_shell(source: str, *, file: str, first_line: int, findings: list[Finding], usage: Usage) -> None:
+    import bashlex  # builds its parser tables on import (~0.5 s): only when a shell block is scanned
+
     cleaned = "\n".join(_PROMPT.sub("", line) for line in source.split("\n"))
     walk = _Walk(file=file, first_line=first_line, source=cleaned, findings=findings, usage=usage)
     for match in _REVERSE_SHELL.finditer(cleaned):
