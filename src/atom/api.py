@@ -21,6 +21,7 @@ from atom.llm.routes import router as llm_router
 from atom.memory.routes import router as memory_router
 from atom.security.routes import router as security_router
 from atom.security.secrets_routes import router as secrets_router
+from atom.skills.routes import router as skills_router
 from atom.training.routes import router as training_router
 from atom.training.ws import router as training_ws_router
 from atom.workflows.routes import router as workflows_router
@@ -41,6 +42,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     feedback_router,
     abtests_router,
     graduation_router,
+    skills_router,
 )
 # WebSocket routers authenticate their own connections (a key in the query or header).
 WS_ROUTERS: tuple[APIRouter, ...] = (training_ws_router, chat_ws_router)

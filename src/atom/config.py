@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -470,6 +471,29 @@ class Settings(BaseSettings):
     )
     web_login_window_minutes: float = Field(
         default=15.0, gt=0, le=10_080, description="Window in which failed sign-ins are counted; also the lock-out."
+    )
+
+    # Community skills: the sandbox that runs trusted code skills (docs/skills.md).
+    skills_sandbox_backend: Literal["auto", "bubblewrap", "docker"] = Field(
+        default="auto",
+        description="Sandbox for code skills: `auto` or `bubblewrap`; `docker` is detected but not driven yet, so "
+        "it refuses to run. Code never runs unconfined.",
+    )
+    skills_sandbox_cgroups: bool = Field(
+        default=True,
+        description="Limit memory and processes with a per-run cgroup (v2, else v1) when one is writable; "
+        "otherwise (or false) RLIMIT_AS and RLIMIT_NPROC as uid 65534.",
+    )
+    skills_sandbox_memory_mb: int = Field(default=256, ge=16, le=8192, description="Memory limit of a skill run (MB).")
+    skills_sandbox_pids: int = Field(default=64, ge=4, le=4096, description="Process/thread limit of a skill run.")
+    skills_sandbox_timeout_s: float = Field(
+        default=30.0, gt=0, le=300, description="Default wall-clock (and CPU) limit of a skill run, in seconds."
+    )
+    skills_sandbox_max_timeout_s: float = Field(
+        default=300.0, gt=0, le=300, description="Longest wall-clock limit a caller may ask for, in seconds."
+    )
+    skills_sandbox_output_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Cap on a skill run's stdout + stderr (bytes)."
     )
 
     @field_validator(

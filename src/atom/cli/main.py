@@ -90,6 +90,7 @@ COMMANDS: tuple[LazyCommand, ...] = (
     LazyCommand(
         "graduation", "atom.cli.graduation", "app", "Graduation: the constitutional rule set agents are scored against."
     ),
+    LazyCommand("skills", "atom.cli.skills", "app", "Community skills: import, scan, trust, ban, run in the sandbox."),
     LazyCommand(
         "abtests", "atom.cli.feedback", "abtests_app", "A/B tests of agent variants: list them, see their results."
     ),

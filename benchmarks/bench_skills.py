@@ -1,0 +1,110 @@
+"""Community skills. Issue 14 targets: sandbox start overhead over a bare `python3 -I -S -c pass` (floor,
+measured in the same run) <= 15 ms; scan throughput over the corpus (skills/s); import of the whole corpus
+(read + parse + scan + store on SQLite), as skills/s and as a ratio to reading and parsing alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import verdict
+from atom.audit import service as audit
+from atom.config import Settings
+from atom.db import migrate
+from atom.db.session import Database
+from atom.skills import bundle, service
+from atom.skills.sandbox import Sandbox, SandboxLimits
+from atom.skills.scanner import scan
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = next(
+    (p for p in (REPO.parent / "shared/corpus/skills", REPO.parent.parent / "shared/corpus/skills") if p.is_dir()),
+    None,
+)
+BARE = ["/usr/bin/python3", "-I", "-S", "-c", "pass"]
+
+
+def timed_ms(fn: object, runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()  # type: ignore[operator]
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def sandbox_overhead(runs: int) -> None:
+    box = Sandbox()
+    reason = box.probe()
+    if reason:
+        print(f"sandbox: cannot confine here ({reason}); skipped")
+        return
+    limits = SandboxLimits(timeout_s=30)
+    # Interleave so load on the machine hits both alike.
+    bare: list[float] = []
+    boxed: list[float] = []
+    for _ in range(runs):
+        bare += timed_ms(lambda: subprocess.run(BARE, check=True), 1)
+        boxed += timed_ms(lambda: box.run(BARE, limits=limits), 1)
+    b, s = statistics.median(bare), statistics.median(boxed)
+    print(f"sandbox ({box.confinement()['memory']} limits, uid {box.confinement()['uid']}), {runs} runs:")
+    print(f"  bare python3 -I -S -c pass  median {b:7.2f} ms")
+    print(f"  same inside the sandbox     median {s:7.2f} ms  ratio {s / b:.2f}x")
+    print(f"  overhead {s - b:6.2f} ms (goal <= 15 ms): {verdict(s - b <= 15)}")
+
+
+def scan_throughput(found: list[bundle.SkillBundle]) -> None:
+    started = time.perf_counter()
+    reports = [scan(b) for b in found]
+    elapsed = time.perf_counter() - started
+    counts: dict[str, int] = {}
+    for r in reports:
+        key = r.verdict.value if r.verdict else "scan_failed"
+        counts[key] = counts.get(key, 0) + 1
+    print(f"scan: {len(found)} skills in {elapsed:.2f} s = {len(found) / elapsed:.0f} skills/s; verdicts {counts}")
+
+
+async def import_corpus(corpus: Path) -> None:
+    started = time.perf_counter()
+    found = bundle.read_source(corpus)
+    read_s = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(_env_file=None, data_dir=Path(tmp))  # type: ignore[call-arg]
+        db = Database(settings)
+        await migrate.upgrade(db)
+        started = time.perf_counter()
+        async with db.session_scope() as session:
+            outcomes = await service.import_bundles(session=session, bundles=found, actor=audit.Actor.system())
+        store_s = time.perf_counter() - started
+        await db.dispose()
+    created = sum(o.status == "created" for o in outcomes)
+    total = read_s + store_s
+    print(
+        f"import: {len(found)} skills ({created} created, {len(found) - created} name collisions) in {total:.2f} s"
+        f" = {len(found) / total:.0f} skills/s; read+parse {read_s:.2f} s, scan+store {store_s:.2f} s"
+        f" ({total / read_s:.1f}x read+parse alone)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    sandbox_overhead(args.runs)
+    if CORPUS is None:
+        print("corpus: shared/corpus/skills not found beside the repo; scan and import skipped")
+        return 0
+    scan_throughput(bundle.read_source(CORPUS))
+    asyncio.run(import_corpus(CORPUS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,368 @@
+"""Run untrusted skill code confined, or not at all.
+
+bubblewrap: new user, pid, net, ipc, uts and cgroup namespaces (no network: only an empty
+loopback), the host's /usr read-only, a private tmpfs /tmp, one writable work dir (/work), no
+/etc/shadow, no data dir, no home. Limits: memory and pids through a per-run cgroup (v2, else
+v1); where no cgroup is writable, RLIMIT_AS and RLIMIT_NPROC instead — and since RLIMIT_NPROC
+never binds uid 0, a root Atom drops the sandboxed process to uid/gid 65534 first (always, not
+only then). CPU time is RLIMIT_CPU, wall clock is enforced here, stdout+stderr are capped.
+If bubblewrap is missing or cannot create its namespaces, `Sandbox.run` raises `Unavailable`:
+it never runs code unconfined. Docker is detected (a reachable daemon) but not driven yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import selectors
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from atom.db.base import new_id
+from atom.errors import InvalidInput, Unavailable
+from atom.skills import cgroups
+
+NOBODY = 65534
+DEFAULT_MEMORY = 256 * 1024 * 1024
+DEFAULT_PIDS = 64
+DEFAULT_TIMEOUT_S = 30.0
+MAX_TIMEOUT_S = 300.0
+DEFAULT_OUTPUT = 1024 * 1024
+MAX_FILE_WRITE = 64 * 1024 * 1024
+_SANDBOX_TMP = "/tmp"  # noqa: S108 — the sandbox's own private tmpfs, not the host's /tmp
+_ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives", "/etc/mime.types")
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    memory_bytes: int = DEFAULT_MEMORY
+    pids: int = DEFAULT_PIDS
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    output_bytes: int = DEFAULT_OUTPUT
+
+    def checked(self, max_timeout_s: float = MAX_TIMEOUT_S) -> SandboxLimits:
+        if not 0 < self.timeout_s <= max_timeout_s:
+            raise InvalidInput(f"timeout must be in (0, {max_timeout_s}] seconds.", code="SANDBOX_TIMEOUT_INVALID")
+        if self.memory_bytes < 16 * 1024 * 1024 or self.pids < 4 or self.output_bytes < 1024:
+            raise InvalidInput("sandbox limits are too small to start a program.", code="SANDBOX_LIMITS_INVALID")
+        return self
+
+
+@dataclass
+class SandboxResult:
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    duration_ms: float
+    violation: str | None = None  # timeout | memory | pids | output | cpu | signal
+    backend: str = "bubblewrap"
+    confinement: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.violation is None
+
+
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        if data:
+            pipe.write(data)
+        pipe.close()
+
+
+def docker_reachable(socket_path: str = "/var/run/docker.sock") -> bool:
+    if not os.path.exists(socket_path):
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        try:
+            sock.connect(socket_path)
+        except OSError:
+            return False
+    return True
+
+
+class Sandbox:
+    """One configured sandbox. `probe()` once (it runs a confined `true`), then `run()` many times."""
+
+    def __init__(
+        self,
+        *,
+        backend: str = "auto",
+        max_timeout_s: float = MAX_TIMEOUT_S,
+        use_cgroups: bool = True,
+        bwrap_path: str | None = None,
+    ) -> None:
+        self.backend = backend
+        self.max_timeout_s = max_timeout_s
+        self.use_cgroups = use_cgroups
+        self.bwrap = shutil.which(bwrap_path or "bwrap")
+        self.cgroup_version: int | None = None
+        self.drop_to_nobody = os.geteuid() == 0
+        self._probed: str | None = None  # None: not yet; "" ok; else the reason it cannot confine
+
+    def confinement(self) -> dict[str, str]:
+        memory = f"cgroup v{self.cgroup_version}" if self.cgroup_version else "RLIMIT_AS"
+        pids = f"cgroup v{self.cgroup_version}" if self.cgroup_version else f"RLIMIT_NPROC (uid {self._uid()})"
+        return {
+            "backend": "bubblewrap",
+            "memory": memory,
+            "pids": pids,
+            "cpu": "RLIMIT_CPU",
+            "network": "none (empty network namespace)",
+            "uid": str(self._uid()),
+        }
+
+    def _uid(self) -> int:
+        return NOBODY if self.drop_to_nobody else os.geteuid()
+
+    def probe(self) -> str:
+        """'' when runs can be confined here, else why not (also cached)."""
+        if self._probed is not None:
+            return self._probed
+        if self.backend == "docker":
+            reachable = docker_reachable()
+            self._probed = (
+                "the Docker backend is not implemented yet"
+                if reachable
+                else "no Docker daemon is reachable (/var/run/docker.sock)"
+            )
+            return self._probed
+        if self.bwrap is None:
+            self._probed = "bubblewrap (bwrap) is not installed"
+            return self._probed
+        self.cgroup_version = cgroups.detect() if self.use_cgroups else None
+        if self.cgroup_version is None and os.geteuid() == 0 and not self.drop_to_nobody:
+            self._probed = "no writable cgroup and RLIMIT_NPROC does not bind root"
+            return self._probed
+        self._probed = ""
+        try:
+            result = self.run(["/bin/true"], limits=SandboxLimits(timeout_s=10))
+        except OSError as exc:
+            self._probed = f"bubblewrap cannot start: {exc}"
+            return self._probed
+        if result.exit_code != 0:
+            self._probed = f"bubblewrap cannot create its namespaces here: {result.stderr.strip()[:300]}"
+        return self._probed
+
+    def _require(self) -> None:
+        reason = self.probe()
+        if reason:
+            raise Unavailable(
+                f"The skill sandbox cannot confine code here ({reason}); refusing to run.",
+                code="SANDBOX_UNAVAILABLE",
+                details={"reason": reason},
+            )
+
+    def _argv(self, command: list[str], workdir: Path) -> list[str]:
+        assert self.bwrap is not None
+        argv = [
+            self.bwrap,
+            "--unshare-all",
+            "--unshare-user",
+            "--die-with-parent",
+            "--new-session",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+        ]
+        for name in ("bin", "sbin", "lib", "lib64", "lib32"):
+            path = Path("/") / name
+            if path.is_symlink():
+                argv += ["--symlink", os.readlink(path), str(path)]
+            elif path.is_dir():
+                argv += ["--ro-bind", str(path), str(path)]
+        for etc in _ETC_FILES:
+            if os.path.exists(etc):
+                argv += ["--ro-bind", etc, etc]
+        argv += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            _SANDBOX_TMP,
+            "--bind",
+            str(workdir),
+            "/work",
+            "--chdir",
+            "/work",
+            "--clearenv",
+            "--setenv",
+            "PATH",
+            "/usr/local/bin:/usr/bin:/bin",
+            "--setenv",
+            "HOME",
+            "/work",
+            "--setenv",
+            "TMPDIR",
+            _SANDBOX_TMP,
+            "--setenv",
+            "LANG",
+            "C.UTF-8",
+            "--setenv",
+            "PYTHONDONTWRITEBYTECODE",
+            "1",
+            "--uid",
+            str(self._uid()),
+            "--gid",
+            str(self._uid()),
+            "--remount-ro",
+            "/",
+            "--",
+            *command,
+        ]
+        return argv
+
+    def run(
+        self,
+        command: list[str],
+        *,
+        files: dict[str, str] | None = None,
+        stdin: bytes = b"",
+        limits: SandboxLimits | None = None,
+    ) -> SandboxResult:
+        """Run `command` inside the sandbox with `files` (relative path -> text) in its work dir."""
+        self._require()
+        limits = (limits or SandboxLimits()).checked(self.max_timeout_s)
+        workdir = Path(tempfile.mkdtemp(prefix="atom-skill-"))
+        run_cgroup = None
+        try:
+            self._populate(workdir, files or {})
+            if self.cgroup_version is not None:
+                run_cgroup = cgroups.create(
+                    self.cgroup_version, new_id(), memory_bytes=limits.memory_bytes, pids=limits.pids
+                )
+            return self._execute(command, workdir, stdin, limits, run_cgroup)
+        finally:
+            if run_cgroup is not None:
+                run_cgroup.remove()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _populate(self, workdir: Path, files: dict[str, str]) -> None:
+        for relative, text in files.items():
+            path = PurePosixPath(relative)
+            if path.is_absolute() or ".." in path.parts:
+                raise InvalidInput(f"{relative!r:.100} escapes the work dir.", code="SKILL_PATH_TRAVERSAL")
+            target = workdir / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        if self.drop_to_nobody:
+            for directory, _, names in os.walk(workdir):
+                os.chown(directory, NOBODY, NOBODY)
+                for name in names:
+                    os.chown(os.path.join(directory, name), NOBODY, NOBODY)
+        workdir.chmod(0o700)
+
+    def _child_setup(self, limits: SandboxLimits, procs_files: tuple[str, ...]) -> None:
+        """Runs in the child between fork and exec: join the cgroup, set rlimits, drop root."""
+        for procs in procs_files:
+            with open(procs, "w") as handle:
+                handle.write(str(os.getpid()))
+        cpu = int(limits.timeout_s) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_WRITE, MAX_FILE_WRITE))
+        if not procs_files:
+            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        if self.drop_to_nobody:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+        if not procs_files:  # after the uid change: RLIMIT_NPROC counts the processes of the real uid
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.pids, limits.pids))
+
+    def _execute(
+        self,
+        command: list[str],
+        workdir: Path,
+        stdin: bytes,
+        limits: SandboxLimits,
+        run_cgroup: cgroups.CgroupRun | None,
+    ) -> SandboxResult:
+        procs = run_cgroup.procs_files if run_cgroup else ()
+        started = time.perf_counter()
+        process = subprocess.Popen(  # noqa: S603 — a fixed argv; the command runs confined
+            self._argv(command, workdir),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=lambda: self._child_setup(limits, procs),
+            close_fds=True,
+            start_new_session=True,
+        )
+        out, err, violation = self._collect(process, stdin, limits, started)
+        if violation is not None:
+            self._kill(process, run_cgroup)
+        exit_code = process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        duration = (time.perf_counter() - started) * 1000
+        if violation is None and run_cgroup is not None:
+            if run_cgroup.memory_hit():
+                violation = "memory"
+            elif run_cgroup.pids_hit():
+                violation = "pids"
+        if violation is None and exit_code == -9 and duration >= limits.timeout_s * 1000:
+            violation = "cpu"
+        if violation is None and exit_code is not None and exit_code < 0:
+            violation = "signal"
+        return SandboxResult(
+            exit_code=exit_code,
+            stdout=bytes(out).decode("utf-8", "replace"),
+            stderr=bytes(err).decode("utf-8", "replace"),
+            duration_ms=duration,
+            violation=violation,
+            confinement=self.confinement(),
+        )
+
+    def _collect(
+        self, process: subprocess.Popen[bytes], stdin: bytes, limits: SandboxLimits, started: float
+    ) -> tuple[bytearray, bytearray, str | None]:
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        # Fed from a thread: a program that never reads its stdin must not block the wall clock.
+        threading.Thread(target=_feed, args=(process.stdin, stdin), daemon=True).start()
+        out, err = bytearray(), bytearray()
+        buffers = {process.stdout.fileno(): out, process.stderr.fileno(): err}
+        with selectors.DefaultSelector() as selector:
+            for stream in (process.stdout, process.stderr):
+                selector.register(stream, selectors.EVENT_READ)
+            open_streams = 2
+            while open_streams:
+                remaining = limits.timeout_s - (time.perf_counter() - started)
+                if remaining <= 0:
+                    return out, err, "timeout"
+                for key, _ in selector.select(timeout=min(remaining, 1.0)):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                        open_streams -= 1
+                        continue
+                    buffers[key.fd].extend(chunk)
+                    if len(out) + len(err) > limits.output_bytes:
+                        del out[limits.output_bytes :]
+                        del err[max(0, limits.output_bytes - len(out)) :]
+                        return out, err, "output"
+            remaining = limits.timeout_s - (time.perf_counter() - started)
+            try:
+                process.wait(timeout=max(remaining, 0.01))
+            except subprocess.TimeoutExpired:
+                return out, err, "timeout"
+        return out, err, None
+
+    @staticmethod
+    def _kill(process: subprocess.Popen[bytes], run_cgroup: cgroups.CgroupRun | None) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, 9)
+        if run_cgroup is not None:
+            run_cgroup.kill_all()

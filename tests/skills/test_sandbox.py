@@ -1,0 +1,150 @@
+"""Sandbox escape attempts: each one fails inside bubblewrap and the result says why."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from atom.errors import Unavailable
+from atom.skills.sandbox import Sandbox, SandboxLimits
+from tests.support import databases
+
+PY = ["/usr/bin/python3", "-I", "-S", "-c"]
+
+
+@pytest.fixture(scope="module", params=["cgroup", "rlimit"])
+def sandbox(request: pytest.FixtureRequest) -> Sandbox:
+    box = Sandbox(use_cgroups=request.param == "cgroup")
+    reason = box.probe()
+    if reason:
+        databases.missing_service(f"the skill sandbox cannot confine here: {reason}")
+    if request.param == "cgroup" and box.cgroup_version is None:
+        pytest.skip("no writable cgroup on this machine (the rlimit variant runs)")
+    return box
+
+
+def _py(box: Sandbox, code: str, timeout: float = 5.0, **files: str) -> object:
+    return box.run([*PY, code], files=files, limits=SandboxLimits(timeout_s=timeout))
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def do_GET(self) -> None:
+        self.hits.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def host_server() -> Iterator[int]:
+    _Recorder.hits = []
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_code_runs_as_nobody_in_its_work_dir(sandbox: Sandbox) -> None:
+    result = sandbox.run(["/usr/bin/python3", "-I", "run.py"], files={"run.py": "import os\nprint(os.getcwd())"})
+    assert result.ok and result.stdout.strip() == "/work"
+    assert sandbox.confinement()["network"].startswith("none")
+
+
+def test_no_network_to_the_host_loopback(sandbox: Sandbox, host_server: int) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{host_server}/from-host") as response:
+        assert response.status == 200  # the server is really there
+    code = f"import socket; socket.create_connection(('127.0.0.1', {host_server}), 2)"
+    result = _py(sandbox, code)
+    assert result.exit_code != 0 and "ConnectionRefusedError" in result.stderr  # type: ignore[attr-defined]
+    assert _Recorder.hits == ["/from-host"]
+
+
+def test_no_network_to_a_public_address(sandbox: Sandbox) -> None:
+    result = _py(sandbox, "import socket; socket.create_connection(('1.1.1.1', 80), 2)")
+    assert result.exit_code != 0 and "Network is unreachable" in result.stderr  # type: ignore[attr-defined]
+
+
+def test_cannot_read_shadow_or_the_data_dir(sandbox: Sandbox, tmp_path: Path) -> None:
+    secret = tmp_path / "data" / "secret.key"
+    secret.parent.mkdir()
+    secret.write_text("top secret")
+    for path in ("/etc/shadow", str(secret)):
+        result = _py(sandbox, f"print(open({path!r}).read())")
+        assert result.exit_code != 0 and "FileNotFoundError" in result.stderr, path  # type: ignore[attr-defined]
+        assert "top secret" not in result.stdout  # type: ignore[attr-defined]
+
+
+def test_cannot_write_outside_the_work_dir(sandbox: Sandbox, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    for path in ("/usr/evil", "/evil", str(outside)):
+        result = _py(sandbox, f"open({path!r}, 'w').write('x')")
+        assert result.exit_code != 0, path  # type: ignore[attr-defined]
+        assert "Read-only file system" in result.stderr or "No such file" in result.stderr  # type: ignore[attr-defined]
+    assert not outside.exists()
+    inside = _py(sandbox, "open('out.txt', 'w').write('x'); open('/tmp/t', 'w').write('y'); print('ok')")
+    assert inside.ok and inside.stdout.strip() == "ok"  # type: ignore[attr-defined]
+
+
+def test_fork_bomb_hits_the_pids_limit(sandbox: Sandbox) -> None:
+    result = _py(sandbox, "import os\nwhile True:\n    os.fork()", timeout=10)
+    assert not result.ok  # type: ignore[attr-defined]
+    if sandbox.cgroup_version is not None:
+        assert result.violation == "pids"  # type: ignore[attr-defined]
+    else:
+        assert "BlockingIOError" in result.stderr or result.violation is not None  # type: ignore[attr-defined]
+
+
+def test_memory_bomb_hits_the_memory_limit(sandbox: Sandbox) -> None:
+    result = _py(sandbox, "x = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))", timeout=10)
+    assert not result.ok  # type: ignore[attr-defined]
+    if sandbox.cgroup_version is not None:
+        assert result.violation == "memory"  # type: ignore[attr-defined]
+    else:
+        assert "MemoryError" in result.stderr  # type: ignore[attr-defined]
+
+
+def test_endless_loop_is_stopped_at_the_wall_clock(sandbox: Sandbox) -> None:
+    result = _py(sandbox, "while True:\n    pass", timeout=1.5)
+    assert result.violation == "timeout" and result.exit_code != 0  # type: ignore[attr-defined]
+
+
+def test_100_mb_of_output_is_cut_at_the_cap(sandbox: Sandbox) -> None:
+    code = "import sys\nfor _ in range(1600):\n    sys.stdout.write('x' * 65536)"
+    result = sandbox.run([*PY, code], limits=SandboxLimits(timeout_s=20, output_bytes=1024 * 1024))
+    assert result.violation == "output"
+    assert len(result.stdout) + len(result.stderr) <= 1024 * 1024
+
+
+def test_timeouts_are_bounded() -> None:
+    box = Sandbox()
+    if box.probe():
+        databases.missing_service("the skill sandbox cannot confine here")
+    with pytest.raises(Exception, match="timeout must be"):
+        box.run(["/bin/true"], limits=SandboxLimits(timeout_s=301))
+
+
+def test_refuses_to_run_when_it_cannot_confine() -> None:
+    for box in (Sandbox(bwrap_path="/nonexistent/bwrap"), Sandbox(backend="docker")):
+        with pytest.raises(Unavailable) as caught:
+            box.run(["/bin/true"])
+        assert caught.value.code == "SANDBOX_UNAVAILABLE" and caught.value.details["reason"]
+
+
+def test_a_program_that_never_reads_its_stdin_still_hits_the_wall_clock(sandbox: Sandbox) -> None:
+    result = sandbox.run(
+        [*PY, "import time\ntime.sleep(60)"], stdin=b"x" * (1024 * 1024), limits=SandboxLimits(timeout_s=1.5)
+    )
+    # Stopped at its limit, long before the program's own 60 s end (not a speed assertion).
+    assert result.violation == "timeout" and result.duration_ms < 30_000
