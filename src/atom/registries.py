@@ -17,6 +17,7 @@ from atom.chat import routing as chat_routing
 from atom.governance import catalogue as governance_catalogue
 from atom.governance.catalogue import ActionCatalogue
 from atom.runtime import tools as runtime_tools
+from atom.skills import runs as skill_runs
 from atom.runtime.tools import ToolRegistry
 from atom.training import executor as training_executor
 from atom.training.executor import Executors, PlanExecutor
@@ -37,6 +38,7 @@ def build_registries() -> Registries:
     the "plan" executor (tools) and the "agent" executor (`agent.run` plans)."""
     catalogue = ActionCatalogue.with_builtin_actions()
     catalogue.implement("stream_chat", "chat")  # the chat runtime streams an answer (chat/runtime.py)
+    skill_runs.register_actions(catalogue)  # run_skill, read_skill (skills/runs.py)
     tools = runtime_tools.build_tools(catalogue)
     actions = workflow_actions.build_registry(tools)
     executors = Executors()

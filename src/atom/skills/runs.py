@@ -26,7 +26,8 @@ from atom.audit import service as audit
 from atom.config import Settings
 from atom.errors import Conflict, InvalidInput
 from atom.governance import service as governance
-from atom.governance.catalogue import catalogue
+from atom.governance import catalogue as governance_catalogue
+from atom.governance.catalogue import ActionCatalogue
 from atom.governance.maturity import MaturityLevel
 from atom.governance.policy import Decision, GovernanceContext
 from atom.skills import service
@@ -41,12 +42,26 @@ MAX_STDIN = 1024 * 1024
 _sandboxes: dict[tuple[str, float, bool], Sandbox] = {}
 
 
-def register_actions() -> None:
-    """Idempotent: the two skill actions in the governance catalogue (called before checking them)."""
+def register_actions(catalogue: ActionCatalogue | None = None) -> None:
+    """Idempotent: the two skill actions in the governance catalogue (`build_registries` calls it; checks
+    call it again on this process's catalogue)."""
+    catalogue = catalogue if catalogue is not None else governance_catalogue.current()
     if catalogue.get(RUN_ACTION) is None:
-        catalogue.register(RUN_ACTION, RUN_COMPLEXITY, "Run a trusted code skill in the sandbox.", source="skills")
+        catalogue.register(
+            RUN_ACTION,
+            RUN_COMPLEXITY,
+            "Run a trusted code skill in the sandbox.",
+            source="skills",
+            implementation="skills",
+        )
     if catalogue.get(READ_ACTION) is None:
-        catalogue.register(READ_ACTION, READ_COMPLEXITY, "Load a trusted skill's instructions.", source="skills")
+        catalogue.register(
+            READ_ACTION,
+            READ_COMPLEXITY,
+            "Load a trusted skill's instructions.",
+            source="skills",
+            implementation="skills",
+        )
 
 
 def sandbox_for(settings: Settings) -> Sandbox:
