@@ -17,7 +17,7 @@ from atom.chat import routing as chat_routing
 from atom.config import Settings
 from atom.db import migrate
 from atom.db.session import Database
-from atom.errors import AtomError, ConfigurationError
+from atom.errors import AtomError, ConfigurationError, error_body
 from atom.events.bus import build_bus, reset_bus, set_bus
 from atom.governance.cache import decision_cache
 from atom.llm.gateway import close_gateway
@@ -26,6 +26,7 @@ from atom.observability.logging import configure_logging, get_logger
 from atom.observability.middleware import RequestContextMiddleware
 from atom.process import settle_heap
 from atom.security.secrets_store import load_cipher
+from atom.validation import EdgeValidationMiddleware
 from atom.workflows import app as workflows_app
 from atom.workflows.hooks import router as webhooks_router
 
@@ -43,10 +44,6 @@ _HTTP_CODES = {
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMITED",
 }
-
-
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -167,6 +164,7 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
     if db is not None:
         app.state.db = db
     install_error_handlers(app)
+    app.add_middleware(EdgeValidationMiddleware)  # inside the request context: its 422s are counted and logged
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)
     include_api_routers(app)
