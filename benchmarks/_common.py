@@ -91,7 +91,7 @@ def listens(proc: subprocess.Popen[bytes], port: int) -> bool:
     return False
 
 
-def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
     """Wait for a 200 from `url`, answered by the server `proc` started: another process already
     listening on the port (a stale server, another benchmark) must not be measured in its place."""
     port = httpx.URL(url).port or 80

@@ -9,9 +9,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from atom import __version__
+from atom import __version__, openapi
 from atom.api import include_api_routers
 from atom.chat import routing as chat_routing
 from atom.config import Settings
@@ -75,6 +76,16 @@ def _validation_message(fields: list[dict[str, Any]]) -> str:
     return f"Invalid request: {shown}{more}."
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this path (the router's 405 names only the first route's)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.scope["path"]) and route.methods:
+            methods.update(route.methods)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AtomError)
     async def atom_error(request: Request, exc: AtomError) -> JSONResponse:
@@ -99,7 +110,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = f"No route {request.method} {request.url.path}."
         elif exc.status_code == 405 and message == "Method Not Allowed":
-            allowed = [m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()]
+            allowed = _allowed_methods(request) or [
+                m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()
+            ]
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
             message = f"{request.method} is not allowed on {request.url.path}" + (
                 f"; use {', '.join(allowed)}." if allowed else "."
             )
@@ -164,6 +178,7 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
     if db is not None:
         app.state.db = db
     install_error_handlers(app)
+    openapi.install(app)  # every operation's error answers, with the error body's schema
     app.add_middleware(EdgeValidationMiddleware)  # inside the request context: its 422s are counted and logged
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)
