@@ -10,8 +10,8 @@ every route guarding every parameter, `EdgeValidationMiddleware` checks each req
   system's data: only what cannot be stored is refused there.
 
 The checks cost a regular-expression scan of the raw bytes; a body is decoded a second time only
-when the scan finds an escape that may hide such a character. `text_problem` is the same rule for
-values that arrive another way (the CLI, a WebSocket message).
+when the scan finds an escape that may hide such a character. `text_problem` is the rule for one
+JSON string, usable for values that arrive another way (a WebSocket message, a file).
 """
 
 from __future__ import annotations
@@ -156,19 +156,24 @@ async def _check_json_body(scope: Scope, receive: Receive) -> tuple[Receive, lis
 
 
 def _json_problems(value: Any, where: str, strict: bool) -> Iterator[dict[str, str]]:
+    def problem(text: str) -> str | None:
+        if strict:
+            return text_problem(text)
+        match = _UNSTORABLE.search(text)
+        return _describe(match) if match is not None else None
+
     stack: list[tuple[Any, str]] = [(value, where)]
-    pattern = _TEXT_CONTROL if strict else _UNSTORABLE
     while stack:
         current, field = stack.pop()
         if isinstance(current, str):
-            match = pattern.search(current)
-            if match is not None:
-                yield _problem(field, _describe(match))
+            found = problem(current)
+            if found is not None:
+                yield _problem(field, found)
         elif isinstance(current, dict):
             for key, child in current.items():
-                match = pattern.search(key)
-                if match is not None:
-                    yield _problem(f"{field}.{_printable(key)}", "its name " + _describe(match))
+                found = problem(key)
+                if found is not None:
+                    yield _problem(f"{field}.{_printable(key)}", "its name " + found)
                 stack.append((child, f"{field}.{_printable(key)}"))
         elif isinstance(current, list):
             stack.extend((child, f"{field}.{index}") for index, child in enumerate(current))
