@@ -107,18 +107,17 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").capitalize()
         details: dict[str, Any] = {}
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and message == "Not Found":
             message = f"No route {request.method} {request.url.path}."
         elif exc.status_code == 405 and message == "Method Not Allowed":
-            allowed = _allowed_methods(request) or [
-                m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()
-            ]
-            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+            allowed = _allowed_methods(request) or [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+            headers["Allow"] = ", ".join(allowed)
             message = f"{request.method} is not allowed on {request.url.path}" + (
                 f"; use {', '.join(allowed)}." if allowed else "."
             )
             details = {"allowed_methods": allowed}
-        return JSONResponse(error_body(code, message, details), exc.status_code, headers=exc.headers)
+        return JSONResponse(error_body(code, message, details), exc.status_code, headers=headers or None)
 
 
 async def check_startup(db: Database, settings: Settings) -> None:
