@@ -39,17 +39,78 @@ def summary(samples: Sequence[float]) -> dict[str, float]:
     }
 
 
-def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on `port` (any address), from the kernel's tables."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(fields[9])
+    return inodes
+
+
+def _process_tree(root: int) -> set[int]:
+    """`root` and every process descended from it."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            after_name = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(after_name[1])
+    tree = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, ppid in parents.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return tree
+
+
+def listens(proc: subprocess.Popen[bytes], port: int) -> bool:
+    """Whether the socket listening on `port` belongs to `proc` (or a process it started)."""
+    inodes = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    for pid in _process_tree(proc.pid):
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in inodes:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    """Wait for a 200 from `url`, answered by the server `proc` started: another process already
+    listening on the port (a stale server, another benchmark) must not be measured in its place."""
+    port = httpx.URL(url).port or 80
     deadline = time.monotonic() + timeout
+    last = "no answer"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
         try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
+            response = httpx.get(url, timeout=1)
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
             time.sleep(0.1)
-    raise RuntimeError(f"no answer from {url} within {timeout}s")
+            continue
+        if response.status_code == 200 and listens(proc, port):
+            return
+        last = f"{response.status_code}" if response.status_code != 200 else "a 200 from a process we did not start"
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer 200 from the server we started within {timeout}s (last: {last})")
 
 
 @contextmanager

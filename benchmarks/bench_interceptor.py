@@ -28,6 +28,7 @@ from atom.db.session import Database
 from atom.training.interceptor import TriggerInfo, intercept
 from atom.training.plan import Plan
 
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 LEVEL_CONFIDENCE = {"STUDENT": 0.3, "INTERN": 0.6, "SUPERVISED": 0.8, "AUTONOMOUS": 0.95}
 PLAN = Plan.model_validate({"steps": [{"action": "get_current_time", "params": {}}]})
 
@@ -121,16 +122,38 @@ async def on_postgres(server_url: str, calls: int) -> bool:
         await admin.close()
 
 
+async def reachable(server_url: str) -> str | None:
+    """None when PostgreSQL answers, else why not."""
+    try:
+        conn = await asyncpg.connect(server_url, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    await conn.close()
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument(
+        "--postgres", action="store_true", help="Require PostgreSQL (also when ATOM_TEST_POSTGRES_URL or CI is set)."
+    )
     args = parser.parse_args()
-    ok = asyncio.run(on_sqlite(args.calls))
     server_url = os.environ.get("ATOM_TEST_POSTGRES_URL")
-    if server_url:
+    in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    requested = bool(server_url) or args.postgres or in_ci
+    server_url = server_url or DEFAULT_POSTGRES_URL
+    if requested:  # asked for and not there is a failure, before any figure is printed
+        problem = asyncio.run(reachable(server_url))
+        if problem is not None:
+            where = f"{urlsplit(server_url).hostname}:{urlsplit(server_url).port or 5432}"  # never the password
+            print(f"PostgreSQL was requested but is unreachable at {where}: {problem}")
+            return 2
+    ok = asyncio.run(on_sqlite(args.calls))
+    if requested:
         ok = asyncio.run(on_postgres(server_url, args.calls)) and ok
     else:
-        print("\nPostgreSQL: skipped (set ATOM_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test)")
+        print(f"\nPostgreSQL: not requested (set ATOM_TEST_POSTGRES_URL={DEFAULT_POSTGRES_URL} or pass --postgres)")
     return 0 if ok else 1
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atom.config import Settings
 from atom.db.session import Database
 from atom.errors import Forbidden, Unauthorized
-from atom.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from atom.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
 from atom.security import service as security_service
 from atom.security.models import Role
 from atom.security.principal import Principal
@@ -108,5 +108,8 @@ ApproverDep = Annotated[Principal, Depends(require_role(Role.APPROVER))]
 AdminDep = Annotated[Principal, Depends(require_role(Role.ADMIN))]
 
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
-CursorQuery = Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")]
+CursorQuery = Annotated[
+    str | None,
+    Query(max_length=36, pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page (an id)."),
+]
 DEFAULT_PAGE_LIMIT = DEFAULT_LIMIT

@@ -8,6 +8,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one error shape every answer uses: `{"error": {"code", "message", "details"}}`."""
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
 class AtomError(Exception):
     status_code: ClassVar[int] = 500
     default_code: ClassVar[str] = "INTERNAL_ERROR"

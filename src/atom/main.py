@@ -9,14 +9,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from atom import __version__
+from atom import __version__, openapi
 from atom.api import include_api_routers
 from atom.chat import routing as chat_routing
 from atom.config import Settings
 from atom.db.session import Database
-from atom.errors import AtomError
+from atom.errors import AtomError, error_body
 from atom.events.bus import build_bus, reset_bus, set_bus
 from atom.governance.cache import decision_cache
 from atom.llm.gateway import close_gateway
@@ -26,6 +27,7 @@ from atom.observability.logging import configure_logging, get_logger
 from atom.observability.middleware import RequestContextMiddleware
 from atom.process import check_startup, settle_heap
 from atom.registries import ensure_registries
+from atom.validation import EdgeValidationMiddleware
 from atom.web import routes as web_routes
 from atom.workflows import app as workflows_app
 from atom.workflows.hooks import router as webhooks_router
@@ -44,10 +46,6 @@ _HTTP_CODES = {
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMITED",
 }
-
-
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -79,6 +77,16 @@ def _validation_message(fields: list[dict[str, Any]]) -> str:
     return f"Invalid request: {shown}{more}."
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this path (the router's 405 names only the first route's)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.scope["path"]) and route.methods:
+            methods.update(route.methods)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AtomError)
     async def atom_error(request: Request, exc: AtomError) -> JSONResponse:
@@ -100,15 +108,17 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").capitalize()
         details: dict[str, Any] = {}
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and message == "Not Found":
             message = f"No route {request.method} {request.url.path}."
         elif exc.status_code == 405 and message == "Method Not Allowed":
-            allowed = [m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()]
+            allowed = _allowed_methods(request) or [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+            headers["Allow"] = ", ".join(allowed)
             message = f"{request.method} is not allowed on {request.url.path}" + (
                 f"; use {', '.join(allowed)}." if allowed else "."
             )
             details = {"allowed_methods": allowed}
-        return JSONResponse(error_body(code, message, details), exc.status_code, headers=exc.headers)
+        return JSONResponse(error_body(code, message, details), exc.status_code, headers=headers or None)
 
 
 def create_app(settings: Settings, *, db: Database | None = None, configure_logs: bool = True) -> FastAPI:
@@ -151,6 +161,8 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
     if db is not None:
         app.state.db = db
     install_error_handlers(app)
+    openapi.install(app)  # every operation's error answers, with the error body's schema
+    app.add_middleware(EdgeValidationMiddleware)  # inside the request context: its 422s are counted and logged
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)
     include_api_routers(app)

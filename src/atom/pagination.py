@@ -1,7 +1,8 @@
 """Cursor pagination shared by every list route.
 
 Ids are UUIDv7 strings, so ordering by id is ordering by creation; the cursor is the last id
-of the page. Newest first.
+of the page. Newest first. A cursor is checked to be such an id (`CURSOR_PATTERN`) before it
+reaches a query: anything else is a 422 naming `cursor`, on every database alike.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+CURSOR_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 class Page(BaseModel, Generic[T]):

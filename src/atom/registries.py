@@ -17,8 +17,8 @@ from atom.chat import routing as chat_routing
 from atom.governance import catalogue as governance_catalogue
 from atom.governance.catalogue import ActionCatalogue
 from atom.runtime import tools as runtime_tools
-from atom.skills import runs as skill_runs
 from atom.runtime.tools import ToolRegistry
+from atom.skills import runs as skill_runs
 from atom.training import executor as training_executor
 from atom.training.executor import Executors, PlanExecutor
 from atom.workflows import actions as workflow_actions

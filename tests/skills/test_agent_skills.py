@@ -7,7 +7,7 @@ from atom.agents.schemas import AgentCreate
 from atom.audit import service as audit
 from atom.config import Settings
 from atom.db.session import Database
-from atom.governance.catalogue import catalogue
+from atom.governance import catalogue as governance_catalogue
 from atom.governance.policy import GovernanceContext
 from atom.runtime.context import ToolContext, current_tool_context
 from atom.runtime.tools import ToolRegistry
@@ -63,10 +63,13 @@ async def test_code_skills_register_as_governed_tools_and_run_in_the_sandbox(db:
         offered = await runs.agent_skills(session=session, agent_id=intern)
     [spec] = offered.tools
     assert spec.parameters["properties"]["script"]["enum"] == ["scripts/count.py"]
-    registry = ToolRegistry()
+    registry = ToolRegistry(governance_catalogue.current())
     [tool] = register_skill_tools(registry, offered, db)
     assert registry.get("skill_word_count") is tool
-    assert tool.governance_action(tool.validate({})) == "run_skill" and catalogue.resolve("run_skill") == 2
+    assert (
+        tool.governance_action(tool.validate({})) == "run_skill"
+        and governance_catalogue.current().resolve("run_skill") == 2
+    )
     token = current_tool_context.set(ToolContext(settings=settings, agent_id=intern, execution_id="e1", depth=0))
     try:
         result = await tool.handler(tool.validate({"stdin": "one two three four"}))

@@ -25,8 +25,8 @@ from atom.agents import service as agents_service
 from atom.audit import service as audit
 from atom.config import Settings
 from atom.errors import Conflict, InvalidInput
-from atom.governance import service as governance
 from atom.governance import catalogue as governance_catalogue
+from atom.governance import service as governance
 from atom.governance.catalogue import ActionCatalogue
 from atom.governance.maturity import MaturityLevel
 from atom.governance.policy import Decision, GovernanceContext

@@ -9,28 +9,30 @@ of steps upstream of it). Each problem is reported with its YAML/JSON line and d
 
 from __future__ import annotations
 
-import json
+import asyncio
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from croniter import croniter
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from atom.errors import InvalidInput
+from atom.workflows import source as source_text
 from atom.workflows import templates
+from atom.workflows.source import MAX_SOURCE_BYTES as MAX_SOURCE_BYTES
+from atom.workflows.source import DefinitionError as DefinitionError
+from atom.workflows.source import Locator
+from atom.workflows.source import MalformedDefinition as MalformedDefinition
+from atom.workflows.source import detect_format as detect_format
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 STEP_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 ACTION_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:-]{0,99}$"
 MAX_STEPS = 99  # with the start marker, a workflow plan fits the interceptor's 100-step limit
 MAX_TRIGGERS = 20
-MAX_SOURCE_BYTES = 256 * 1024
 _DURATION_RE = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
 )
@@ -241,118 +243,10 @@ class WorkflowDefinition(_Strict):
         return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
 
-# --- errors with line numbers ----------------------------------------------------------------
-
-
-class DefinitionError(InvalidInput):
-    """A definition that cannot be stored; `details["errors"]` lists every problem with line and field."""
-
-    default_code = "INVALID_WORKFLOW"
-
-    def __init__(self, problems: list[dict[str, Any]]):
-        first = problems[0]
-        where = f"line {first['line']}, " if first.get("line") else ""
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(
-            f"{where}{first['field'] or '(document)'}: {first['message']}{more}", details={"errors": problems}
-        )
-        self.problems = problems
-
-
-class _Locator:
-    """Maps a pydantic error location to the YAML/JSON node's line, using the composer's node marks."""
-
-    def __init__(self, root: yaml.Node | None, data: Any):
-        self.root = root
-        self.data = data
-
-    def find(self, loc: Iterable[str | int]) -> tuple[str, int | None]:
-        node = self.root
-        data = self.data
-        parts: list[str] = []
-        line = node.start_mark.line + 1 if node is not None else None
-        for key in loc:
-            child, child_data = self._child(node, data, key)
-            if child is None and child_data is None:
-                continue  # a discriminator tag or a model-level location: not a key in the document
-            if isinstance(key, int):
-                label = f"[{key}]"
-                if isinstance(child_data, dict) and isinstance(child_data.get("id"), str):
-                    label += f"({child_data['id']})"
-                parts.append(label)
-            else:
-                parts.append(("." if parts else "") + str(key))
-            node, data = child, child_data
-            if node is not None:
-                line = node.start_mark.line + 1
-        return "".join(parts), line
-
-    @staticmethod
-    def _child(node: yaml.Node | None, data: Any, key: str | int) -> tuple[yaml.Node | None, Any]:
-        child_data: Any
-        if isinstance(data, dict) and isinstance(key, str):
-            if key not in data:
-                return None, None
-            child_data = data[key]
-        elif isinstance(data, list) and isinstance(key, int):
-            if not 0 <= key < len(data):
-                return None, None
-            child_data = data[key]
-        else:
-            return None, None
-        child_node: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode) and isinstance(key, str):
-            for key_node, value_node in node.value:
-                if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
-                    child_node = value_node
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            child_node = node.value[key]
-        return child_node, child_data if child_data is not None else {}
-
-
-def _load(text: str, fmt: str | None) -> tuple[Any, yaml.Node | None]:
-    if len(text.encode()) > MAX_SOURCE_BYTES:
-        raise DefinitionError([{"field": "", "line": None, "message": f"larger than {MAX_SOURCE_BYTES} bytes"}])
-    is_json = detect_format(text, fmt) == "json"
-    if is_json:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DefinitionError([{"field": "", "line": exc.lineno, "message": f"invalid JSON: {exc.msg}"}]) from exc
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)  # JSON is YAML: reuse its marks for line numbers
-        except yaml.YAMLError:
-            node = None
-        return data, node
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise DefinitionError([{"field": "", "line": line, "message": f"invalid YAML: {exc.problem or exc}"}]) from exc
-    except yaml.YAMLError as exc:
-        raise DefinitionError([{"field": "", "line": None, "message": f"invalid YAML: {exc}"}]) from exc
-    return data, node
-
-
-def _normalise_keys(data: Any) -> Any:
-    """YAML 1.1 reads `on:`/`yes:` keys as booleans and dates as date objects; keep what the author wrote."""
-    if isinstance(data, dict):
-        return {(k if isinstance(k, str) else str(k).lower()): _normalise_keys(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_normalise_keys(v) for v in data]
-    if isinstance(data, datetime):
-        return data.isoformat()
-    if hasattr(data, "isoformat") and not isinstance(data, str | int | float | bool):
-        return data.isoformat()
-    return data
-
-
 @dataclass(frozen=True)
 class Parsed:
     definition: WorkflowDefinition
-    locator: _Locator
+    locator: Locator
     source_format: str
 
     def problem(self, loc: tuple[str | int, ...], message: str, kind: str = "reference") -> dict[str, Any]:
@@ -367,24 +261,19 @@ def parse_definition(
     return parse(text, fmt, action_exists=action_exists).definition
 
 
-def detect_format(text: str, fmt: str | None = None) -> Literal["yaml", "json"]:
-    if fmt == "yaml":
-        return "yaml"
-    if fmt == "json":
-        return "json"
-    return "json" if text.lstrip().startswith("{") else "yaml"
+async def parse_off_loop(
+    text: str, fmt: Literal["yaml", "json"] | None = None, *, action_exists: Callable[[str], bool] | None = None
+) -> Parsed:
+    """`parse` in a worker thread: reading and validating up to `MAX_SOURCE_BYTES` of text is CPU work
+    that would otherwise hold the event loop (every other request) for its duration."""
+    return await asyncio.to_thread(parse, text, fmt, action_exists=action_exists)
 
 
 def parse(
     text: str, fmt: Literal["yaml", "json"] | None = None, *, action_exists: Callable[[str], bool] | None = None
 ) -> Parsed:
-    data, node = _load(text, fmt)
-    data = _normalise_keys(data)
-    locator = _Locator(node, data)
-    if not isinstance(data, dict):
-        raise DefinitionError(
-            [{"field": "", "line": 1, "message": "the document must be a mapping (name, steps, ...)"}]
-        )
+    data, node = source_text.load(text, fmt)
+    locator = Locator(node, data)
     try:
         definition = WorkflowDefinition.model_validate(data)
     except ValidationError as exc:
@@ -407,7 +296,7 @@ def parse(
     return Parsed(definition, locator, detect_format(text, fmt))
 
 
-def check_graph(definition: WorkflowDefinition, locator: _Locator) -> list[dict[str, Any]]:
+def check_graph(definition: WorkflowDefinition, locator: Locator) -> list[dict[str, Any]]:
     problems: list[dict[str, Any]] = []
     ids = [s.id for s in definition.steps]
     seen: set[str] = set()
@@ -525,7 +414,7 @@ def topological_order(definition: WorkflowDefinition) -> list[str]:
     return order
 
 
-def check_templates(definition: WorkflowDefinition, locator: _Locator) -> list[dict[str, Any]]:
+def check_templates(definition: WorkflowDefinition, locator: Locator) -> list[dict[str, Any]]:
     """Syntax, known variables, and that `steps.X` is upstream of the step that reads it."""
     problems: list[dict[str, Any]] = []
     handlers = definition.handler_ids

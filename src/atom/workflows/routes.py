@@ -20,7 +20,7 @@ from atom.governance.policy import TriggerKind
 from atom.pagination import Page
 from atom.workflows import flows, service
 from atom.workflows.app import current_runner
-from atom.workflows.definition import DefinitionError, topological_order
+from atom.workflows.definition import DefinitionError, MalformedDefinition, topological_order
 from atom.workflows.models import RunStatus
 from atom.workflows.presenters import run_detail, workflow_detail
 from atom.workflows.runner import StepRunner
@@ -53,11 +53,16 @@ EngineDep = Annotated[StepRunner, Depends(engine_dep)]
 async def validate(
     body: WorkflowSource, principal: OperatorDep, session: SessionDep, engine: EngineDep
 ) -> ValidationResult:
-    """Check a definition without storing it: schema, graph, templates, actions, agents, webhook secrets."""
+    """Check a definition without storing it: schema, graph, templates, actions, agents, webhook secrets.
+
+    A definition with problems answers 200 with `valid: false` and the problems; text that is not a
+    definition at all (not YAML/JSON, not a mapping, aliases, nesting too deep) is a 422."""
     try:
         parsed, _ = await service.validate_source(
             session=session, source=body.source, fmt=body.format, registry=engine.registry
         )
+    except MalformedDefinition:
+        raise
     except DefinitionError as exc:
         return ValidationResult.model_validate({"valid": False, "problems": exc.problems})
     definition = parsed.definition

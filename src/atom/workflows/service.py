@@ -29,7 +29,7 @@ from atom.workflows.definition import (
     ScheduleTrigger,
     WebhookTrigger,
     WorkflowDefinition,
-    parse,
+    parse_off_loop,
 )
 from atom.workflows.models import (
     ACTIVE_STEP_STATUSES,
@@ -96,7 +96,8 @@ async def validate_source(
     *, session: AsyncSession, source: str, fmt: str | None, registry: ActionRegistry
 ) -> tuple[Parsed, dict[str, str | None]]:
     """Everything `create` checks, without writing: for `atom-os workflows validate` and the API."""
-    parsed = parse(source, fmt if fmt in ("yaml", "json") else None, action_exists=registry.exists)  # type: ignore[arg-type]
+    fmt_known = fmt if fmt in ("yaml", "json") else None
+    parsed = await parse_off_loop(source, fmt_known, action_exists=registry.exists)  # type: ignore[arg-type]
     agent_ids = await _resolve_agents(session, parsed)
     await _check_secrets(session, parsed)
     return parsed, agent_ids
