@@ -32,6 +32,7 @@ from atom.deps import (
 from atom.governance import service as governance
 from atom.governance.maturity import MaturityLevel
 from atom.pagination import Page
+from atom.security.models import Role
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
@@ -40,8 +41,13 @@ router = APIRouter(prefix="/api/agents", tags=["agents"])
 async def create_agent(
     agent_in: AgentCreate, principal: OperatorDep, session: SessionDep, settings: SettingsDep
 ) -> AgentRead:
+    """A new agent is a STUDENT; a starting `confidence` above the STUDENT range needs the approver role."""
     agent = await service.create_agent(
-        session=session, agent_in=agent_in, actor=audit.Actor.user(principal.user_id), settings=settings
+        session=session,
+        agent_in=agent_in,
+        actor=audit.Actor.user(principal.user_id),
+        settings=settings,
+        may_promote=principal.has_role(Role.APPROVER),
     )
     return AgentRead.model_validate(agent)
 
@@ -146,13 +152,17 @@ async def adjust_confidence(
 
 
 @router.post("/{agent_id}/promote", response_model=AgentRead)
-async def promote_agent(agent_id: str, promotion: Promotion, principal: ApproverDep, session: SessionDep) -> AgentRead:
+async def promote_agent(
+    agent_id: str, promotion: Promotion, principal: ApproverDep, session: SessionDep, settings: SettingsDep
+) -> AgentRead:
+    """Raise the level; a confidence under the new level's floor is raised to it (a ledger row)."""
     agent = await service.promote(
         session=session,
         agent_id=agent_id,
         to_level=promotion.to_level,
         actor=audit.Actor.user(principal.user_id),
         reason=promotion.reason,
+        settings=settings,
     )
     return AgentRead.model_validate(agent)
 
