@@ -165,7 +165,7 @@ async def test_cli_verify_signs_then_catches_a_rollback_also_from_an_exported_co
 
     def before_tamper() -> None:
         done = runner.invoke(cli, ["audit", "verify"], env=env)
-        assert done.exit_code == 0 and "Checkpoint signed at seq 4" in done.output, done.output
+        assert done.exit_code == 0 and "Chain head seq 4 signed" in done.output, done.output
         done = runner.invoke(cli, ["audit", "export-checkpoints", "--out", str(copy)], env=env)
         assert done.exit_code == 0 and stat.S_IMODE(os.stat(copy).st_mode) == 0o600
 

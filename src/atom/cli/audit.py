@@ -47,12 +47,16 @@ def verify(
             )
         )
     console.print(
-        f"[green]Audit chain intact:[/] {result.checked} records, "
-        f"{result.checkpoints_checked} signed checkpoints hold.",
+        f"[green]Audit chain intact:[/] {result.checked} records; "
+        f"{result.checkpoints_checked} signed checkpoint(s) hold.",
         highlight=False,
     )
     if written is not None:
-        console.print(f"Checkpoint signed at seq {written.seq} ({checkpoint_store.path(settings)}).", highlight=False)
+        console.print(
+            f"Chain head seq {written.seq} signed in {checkpoint_store.path(settings)}.",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

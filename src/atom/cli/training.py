@@ -157,7 +157,12 @@ def show(proposal_id: str) -> None:
         console.print(f"training estimate {p.estimate_hours} h ({p.estimate_low_hours}-{p.estimate_high_hours} h)")
     console.print_json(json.dumps(p.plan))
     if p.status == ProposalStatus.PENDING.value:
-        console.print(f"approve this plan: atom-os proposals approve {p.id} --hash {p.plan_hash}", markup=False)
+        console.print(
+            f"approve this plan: atom-os proposals approve {p.id} --hash {p.plan_hash}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if p.error:
         console.print(f"[red]error:[/] {p.error}")
 
