@@ -81,12 +81,6 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest accepted request body in bytes; larger -> 413.",
     )
-    audit_checkpoint_interval_s: float = Field(
-        default=3600.0,
-        ge=0,
-        description="How often `atom-os serve` signs the audit chain's head into `<data_dir>/audit-checkpoints.jsonl` "
-        "(also at its start, on every `atom-os audit verify` and by `atom-os audit checkpoint`); 0: at start only.",
-    )
     db_pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL connection pool size.")
     db_echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
 

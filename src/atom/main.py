@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +13,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from atom import __version__
 from atom.api import include_api_routers
-from atom.audit import checkpoints as audit_checkpoints
 from atom.chat import routing as chat_routing
 from atom.config import Settings
 from atom.db import migrate
@@ -141,7 +138,6 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
         database = db or Database(settings)
         app.state.db = database
         bus = build_bus(settings)
-        checkpointing: asyncio.Task[None] | None = None
         try:
             await check_startup(database, settings)
             await bus.start()
@@ -149,15 +145,10 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
             app.state.bus = bus
             decision_cache.ttl_s = settings.governance_cache_ttl_s
             await workflows_app.start(app, database, settings)  # workflow engine: worker pool + scheduler
-            checkpointing = asyncio.create_task(audit_checkpoints.keep_signing(database, settings))
             log.info("atom started", version=__version__, database=database.dialect, events=type(bus).__name__)
             settle_heap()
             yield
         finally:
-            if checkpointing is not None:
-                checkpointing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await checkpointing
             await workflows_app.stop(app)
             await close_gateway(app.state)  # the LLM providers' SDK clients
             await bus.drain()

@@ -124,13 +124,6 @@ async def test_checkpoints_are_signed_outside_the_database_and_the_file_is_priva
     assert checkpoints.read(settings).checkpoints[0].seq == 2
 
 
-async def test_the_server_signs_the_head_at_start(db: Database, settings: Settings) -> None:
-    await _write(db, 3)
-    once = settings.model_copy(update={"audit_checkpoint_interval_s": 0.0})
-    await asyncio.wait_for(checkpoints.keep_signing(db, once), timeout=30)
-    assert [c.seq for c in checkpoints.read(settings).checkpoints] == [3]
-
-
 async def test_verify_over_http_names_the_broken_checkpoint(
     client: httpx.AsyncClient, admin: UserWithKey, db: Database, settings: Settings
 ) -> None:

@@ -13,7 +13,6 @@ export-checkpoints`) can be checked the same way (`atom-os audit verify --checkp
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import hashlib
 import hmac
@@ -30,16 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atom.audit.models import AuditChainHead, AuditEvent
 from atom.config import Settings
 from atom.db.base import utcnow
-from atom.db.session import Database
 from atom.errors import ConfigurationError
-from atom.observability.logging import get_logger
 
 FILE_NAME = "audit-checkpoints.jsonl"
 KEY_LABEL = b"atom audit checkpoint key v1"
 MAX_LINE_BYTES = 4096
 LOOKUP_BATCH = 500
-
-log = get_logger("atom.audit")
 
 
 @dataclass(frozen=True)
@@ -213,20 +208,3 @@ async def signable_head(*, session: AsyncSession) -> tuple[int, str] | None:
     if stored != head.last_hash:
         return None
     return head.seq, head.last_hash
-
-
-async def keep_signing(db: Database, settings: Settings) -> None:
-    """`atom-os serve`: sign the chain head at start, then every ATOM_AUDIT_CHECKPOINT_INTERVAL_S."""
-    while True:
-        try:
-            async with db.session_scope() as session:
-                head = await signable_head(session=session)
-            if head is not None:
-                await asyncio.to_thread(write, settings, seq=head[0], row_hash=head[1])
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a failed checkpoint is logged and tried again next time, never fatal to the server
-            log.exception("audit checkpoint failed")
-        if settings.audit_checkpoint_interval_s == 0:
-            return
-        await asyncio.sleep(settings.audit_checkpoint_interval_s)
