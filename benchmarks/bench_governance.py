@@ -62,6 +62,7 @@ async def in_process(calls: int) -> None:
                 agent_in=AgentCreate(name="bench", confidence=0.95),
                 actor=audit.Actor.system(),
                 settings=settings,
+                may_promote=True,  # set up as an approver would
             )
         context = GovernanceContext()
         key = context.cache_key(ACTION)

@@ -53,6 +53,7 @@ async def measure(db: Database, settings: Settings, calls: int) -> list[tuple[st
                 agent_in=AgentCreate(name=f"bench-{level.lower()}", confidence=confidence),
                 actor=audit.Actor.system(),
                 settings=settings,
+                may_promote=True,  # set up as an approver would
             )
             agents[level] = agent.id
 

@@ -115,6 +115,7 @@ async def prepare(db: Database, settings: Settings, engine: StepRunner) -> str:
             agent_in=AgentCreate(name="bench", confidence=0.95),
             actor=audit.Actor.system(),
             settings=settings,
+            may_promote=True,  # set up as an approver would
         )
         workflow, _ = await service.create_workflow(
             session=s, source=WORKFLOW, fmt=None, registry=engine.registry, actor=audit.Actor.system()

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -122,13 +123,6 @@ class Settings(BaseSettings):
     streaming_governance_enabled: bool = Field(
         default=True, description="Govern `stream_chat` (INTERN+). Off: every agent may stream."
     )
-    canvas_governance_enabled: bool = Field(default=True, description="Govern canvas presentations.")
-    form_governance_enabled: bool = Field(default=True, description="Govern canvas forms.")
-    browser_governance_enabled: bool = Field(default=True, description="Govern browser actions.")
-    auto_promote: bool = Field(
-        default=False,
-        description="Promote agents automatically when graduation readiness passes (audited).",
-    )
     proposal_ttl_hours: float = Field(default=24.0, gt=0, description="Hours before a pending proposal expires.")
     supervised_queue_policy: QueuePolicy = Field(
         default=QueuePolicy.WAIT,
@@ -145,15 +139,17 @@ class Settings(BaseSettings):
     )
 
     maturity_intern_threshold: float = Field(
-        default=0.5, ge=0, le=1, description="Confidence at which an agent is INTERN."
+        default=0.5, gt=0, lt=1, description="Confidence at which an agent is INTERN."
     )
     maturity_supervised_threshold: float = Field(
-        default=0.7, ge=0, le=1, description="Confidence at which an agent is SUPERVISED."
+        default=0.7, gt=0, lt=1, description="Confidence at which an agent is SUPERVISED (above the INTERN one)."
     )
     maturity_autonomous_threshold: float = Field(
-        default=0.9, ge=0, le=1, description="Confidence at which an agent is AUTONOMOUS."
+        default=0.9, gt=0, le=1, description="Confidence at which an agent is AUTONOMOUS (above the SUPERVISED one)."
     )
-    initial_confidence: float = Field(default=0.3, ge=0, le=1, description="Confidence of a new agent (STUDENT).")
+    initial_confidence: float = Field(
+        default=0.3, ge=0, le=1, description="Confidence of a new agent (STUDENT: below the INTERN threshold)."
+    )
     confidence_action_success: float = Field(default=0.01, description="Confidence change for a successful action.")
     confidence_action_failure: float = Field(default=-0.02, description="Confidence change for a failed action.")
     confidence_proposal_approved: float = Field(
@@ -162,14 +158,34 @@ class Settings(BaseSettings):
     confidence_proposal_rejected: float = Field(
         default=-0.10, description="Confidence change when a proposal is rejected."
     )
+    confidence_correction_trusted: float = Field(
+        default=-0.10,
+        description="Confidence change for a correction accepted from a trusted reviewer (approver or higher): "
+        "a correction given as feedback, or an approver who modifies a proposal's plan before approving it.",
+    )
+    confidence_training_bands: list[tuple[float, float]] = Field(
+        default_factory=lambda: [(0.0, 0.05), (0.3, 0.10), (0.5, 0.15), (0.7, 0.20)],
+        description="JSON list of `[min_performance, change]`: a completed training with performance p moves "
+        "confidence by the change of the highest band whose min_performance p reaches. Default "
+        "`[[0, 0.05], [0.3, 0.1], [0.5, 0.15], [0.7, 0.2]]`.",
+    )
+    confidence_supervision_rating_divisor: float = Field(
+        default=40.0,
+        gt=0,
+        description="Supervision completed with rating r (1-5) and n interventions moves confidence by "
+        "max(0, (r - 1) / DIVISOR - min(CAP, PENALTY * n)): this is DIVISOR.",
+    )
+    confidence_supervision_intervention_penalty: float = Field(
+        default=0.01, ge=0, le=1, description="PENALTY per intervention in the supervision formula."
+    )
+    confidence_supervision_penalty_cap: float = Field(
+        default=0.05, ge=0, le=1, description="CAP of the interventions' penalty in the supervision formula."
+    )
     training_default_hours: float = Field(
         default=40.0, gt=0, description="Training estimate when no training of the agent's category has completed yet."
     )
 
     # --- feedback and A/B tests (docs/feedback.md) -------------------------------------
-    confidence_correction_trusted: float = Field(
-        default=-0.10, description="Confidence change for a correction from a trusted reviewer (approver or higher)."
-    )
     confidence_correction_untrusted: float = Field(
         default=-0.02, description="Confidence change for anyone else's correction, once an approver accepts it."
     )
@@ -529,15 +545,35 @@ class Settings(BaseSettings):
                     raise ValueError(f"price of {model!r} needs {key} >= 0 (USD per million tokens)")
         return value
 
-    @model_validator(mode="after")
-    def _thresholds_rise(self) -> Settings:
-        intern, supervised = self.maturity_intern_threshold, self.maturity_supervised_threshold
-        if not 0 < intern < supervised < self.maturity_autonomous_threshold:
+    @field_validator("maturity_supervised_threshold", "maturity_autonomous_threshold", "initial_confidence")
+    @classmethod
+    def _thresholds_rise(cls, value: float, info: ValidationInfo) -> float:
+        """Thresholds rise INTERN < SUPERVISED < AUTONOMOUS; a new agent starts below INTERN (a STUDENT)."""
+        below, relation = {
+            "maturity_supervised_threshold": ("maturity_intern_threshold", "above"),
+            "maturity_autonomous_threshold": ("maturity_supervised_threshold", "above"),
+            "initial_confidence": ("maturity_intern_threshold", "below"),
+        }[str(info.field_name)]
+        other = info.data.get(below)
+        if other is None:  # that setting failed its own validation, which is reported instead
+            return value
+        if (relation == "above" and value <= other) or (relation == "below" and value >= other):
             raise ValueError(
-                "maturity thresholds must rise: 0 < ATOM_MATURITY_INTERN_THRESHOLD < "
-                "ATOM_MATURITY_SUPERVISED_THRESHOLD < ATOM_MATURITY_AUTONOMOUS_THRESHOLD"
+                f"{value} must be {relation} ATOM_{below.upper()} ({other}); the maturity thresholds must rise: "
+                "0 < ATOM_MATURITY_INTERN_THRESHOLD < ATOM_MATURITY_SUPERVISED_THRESHOLD < "
+                "ATOM_MATURITY_AUTONOMOUS_THRESHOLD <= 1, and ATOM_INITIAL_CONFIDENCE below the INTERN one"
             )
-        return self
+        return value
+
+    @field_validator("confidence_training_bands")
+    @classmethod
+    def _bands_rise(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        starts = [start for start, _ in value]
+        if not value or starts[0] != 0 or any(b <= a for a, b in pairwise(starts)):
+            raise ValueError("bands need rising min_performance values, the first 0, e.g. [[0, 0.05], [0.5, 0.1]]")
+        if any(not 0 <= start <= 1 or not -1 <= change <= 1 for start, change in value):
+            raise ValueError("each band is [min_performance in 0..1, change in -1..1]")
+        return value
 
     @property
     def resolved_database_url(self) -> str:

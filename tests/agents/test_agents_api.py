@@ -15,7 +15,7 @@ async def operator(make_user: MakeUser) -> UserWithKey:
 
 
 async def _create(client: httpx.AsyncClient, who: UserWithKey, **body: object) -> dict[str, object]:
-    response = await client.post("/api/agents", json={"name": "bot", **body}, headers=who.headers)
+    response = await client.post("/api/agents", json={"name": "bot"} | body, headers=who.headers)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -85,7 +85,7 @@ async def test_confidence_ledger_and_demotion(
     client: httpx.AsyncClient, operator: UserWithKey, make_user: MakeUser
 ) -> None:
     approver = await make_user(Role.APPROVER)
-    agent = await _create(client, operator, confidence=0.72)
+    agent = await _create(client, approver, confidence=0.72)
     assert agent["maturity_level"] == "SUPERVISED"
     forbidden = await client.post(
         f"/api/agents/{agent['id']}/confidence", json={"delta": -0.1, "reason": "x"}, headers=operator.headers
@@ -101,11 +101,67 @@ async def test_confidence_ledger_and_demotion(
     after = (await client.get(f"/api/agents/{agent['id']}", headers=operator.headers)).json()
     assert after["maturity_level"] == "INTERN"
     levels = (await client.get(f"/api/agents/{agent['id']}/levels", headers=operator.headers)).json()
-    assert [(c["kind"], c["from_level"], c["to_level"]) for c in levels] == [("demotion", "SUPERVISED", "INTERN")]
+    assert [(c["kind"], c["from_level"], c["to_level"]) for c in levels] == [
+        ("promotion", "STUDENT", "SUPERVISED"),  # created above STUDENT by an approver
+        ("demotion", "SUPERVISED", "INTERN"),
+    ]
     history = (await client.get(f"/api/agents/{agent['id']}/confidence", headers=operator.headers)).json()["items"]
-    assert [h["reason"] for h in history] == ["wrong invoice"]
+    assert sorted((h["source"], h["reason"]) for h in history) == [
+        ("manual", "wrong invoice"),
+        ("promotion", "starting confidence set at creation"),
+    ]
     demote_audit = (await client.get("/api/audit?action=agent.demote", headers=operator.headers)).json()["items"]
     assert len(demote_audit) == 1 and demote_audit[0]["decision"] == "demoted"
+
+
+async def test_only_an_approver_creates_an_agent_above_student(
+    client: httpx.AsyncClient, operator: UserWithKey, make_user: MakeUser
+) -> None:
+    refused = await client.post("/api/agents", json={"name": "x", "confidence": 0.99}, headers=operator.headers)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "ROLE_REQUIRED"
+    assert refused.json()["error"]["details"]["field"] == "confidence"
+    listed = (await client.get("/api/agents", headers=operator.headers)).json()["items"]
+    assert listed == []  # nothing was created
+    low = await _create(client, operator, name="low", confidence=0.45)  # within the STUDENT range: fine
+    assert (low["maturity_level"], low["confidence"]) == ("STUDENT", 0.45)
+
+    approver = await make_user(Role.APPROVER)
+    agent = await _create(client, approver, confidence=0.99)
+    assert (agent["maturity_level"], agent["confidence"]) == ("AUTONOMOUS", 0.99)
+    levels = (await client.get(f"/api/agents/{agent['id']}/levels", headers=operator.headers)).json()
+    assert [(c["kind"], c["from_level"], c["to_level"], c["actor_id"]) for c in levels] == [
+        ("promotion", "STUDENT", "AUTONOMOUS", approver.id)
+    ]
+    ledger = (await client.get(f"/api/agents/{agent['id']}/confidence", headers=operator.headers)).json()["items"]
+    assert [(e["source"], e["source_id"], e["confidence_before"], e["confidence_after"]) for e in ledger] == [
+        ("promotion", levels[0]["id"], 0.3, 0.99)
+    ]
+    promoted = (await client.get("/api/audit?action=agent.promote", headers=operator.headers)).json()["items"]
+    assert [(a["resource_id"], a["actor_id"], a["details"]["to"]) for a in promoted] == [
+        (agent["id"], approver.id, "AUTONOMOUS")
+    ]
+
+
+async def test_promotion_raises_confidence_to_the_new_floor(
+    client: httpx.AsyncClient, operator: UserWithKey, make_user: MakeUser
+) -> None:
+    """An agent never sits at a level whose floor is above its confidence."""
+    approver = await make_user(Role.APPROVER)
+    agent = await _create(client, operator)
+    body = {"to_level": "AUTONOMOUS", "reason": "trusted"}
+    promoted = (await client.post(f"/api/agents/{agent['id']}/promote", json=body, headers=approver.headers)).json()
+    assert (promoted["maturity_level"], promoted["confidence"]) == ("AUTONOMOUS", 0.9)
+    levels = (await client.get(f"/api/agents/{agent['id']}/levels", headers=operator.headers)).json()
+    ledger = (await client.get(f"/api/agents/{agent['id']}/confidence", headers=operator.headers)).json()["items"]
+    assert [(e["source"], e["source_id"], round(e["delta"], 4)) for e in ledger] == [
+        ("promotion", levels[0]["id"], 0.6)
+    ]
+    # a failure pulls it under the AUTONOMOUS floor: demoted at once
+    await client.post(
+        f"/api/agents/{agent['id']}/confidence", json={"delta": -0.02, "reason": "failed"}, headers=approver.headers
+    )
+    after = (await client.get(f"/api/agents/{agent['id']}", headers=operator.headers)).json()
+    assert (after["maturity_level"], round(after["confidence"], 4)) == ("SUPERVISED", 0.88)
 
 
 async def test_confidence_is_clamped(client: httpx.AsyncClient, make_user: MakeUser, operator: UserWithKey) -> None:
@@ -144,8 +200,10 @@ async def test_promotion_needs_an_approver(
     assert bad_level.status_code == 422
 
 
-async def test_permissions_dry_run_and_check_endpoint(client: httpx.AsyncClient, operator: UserWithKey) -> None:
-    agent = await _create(client, operator, confidence=0.6)
+async def test_permissions_dry_run_and_check_endpoint(
+    client: httpx.AsyncClient, operator: UserWithKey, make_user: MakeUser
+) -> None:
+    agent = await _create(client, await make_user(Role.APPROVER), confidence=0.6)
     view = (await client.get(f"/api/agents/{agent['id']}/permissions", headers=operator.headers)).json()
     rows = {row["action"]: row for row in view["actions"]}
     assert view["level"] == "INTERN"

@@ -30,6 +30,7 @@ from atom.training.models import AgentProposal, BlockedTriggerContext, Supervisi
 from tests.chat.conftest import WatchedOpenAIServer, agent_named, parse_sse
 from tests.conftest import UserWithKey
 from tests.support.llm_servers import ScriptedToolCall, text_reply, tool_reply
+from tests.support.proposals import approve
 
 runner = CliRunner()
 
@@ -363,9 +364,7 @@ async def test_an_approved_agent_plan_runs_the_agent_with_the_proposal_context(
     assert fired.status_code == 200, fired.text
     assert fired.json()["route"] == "proposal" and llm_server.requests == []
     llm_server.queue(tool_reply(ScriptedToolCall("calculate", ['{"expression": "5+5"}'])), text_reply("10"))
-    approved = await client.post(
-        f"/api/proposals/{fired.json()['proposal_id']}/approve", json={}, headers=admin.headers
-    )
+    approved = await approve(client, fired.json()["proposal_id"], admin.headers)
     assert approved.status_code == 200, approved.text
     proposal = approved.json()["proposal"]
     assert proposal["status"] == "executed"

@@ -80,9 +80,11 @@ async def test_automated_execute_of_an_intern_makes_a_proposal_that_runs_the_sto
     code, out = await _cli(database, "proposals", "list")
     assert code == 0, out
     listed = next(line for line in out.splitlines() if proposal.id in line)
-    assert intern_id in listed and "pending" in listed and "chat" in listed
+    assert "night-intern" in listed and "pending" in listed and "chat" in listed  # the agent's name, not its id
 
-    code, out = await _cli(database, "proposals", "approve", proposal.id, "--by", approver.username)
+    code, out = await _cli(
+        database, "proposals", "approve", proposal.id, "--hash", proposal.plan_hash, "--by", approver.username
+    )
     assert code == 0, out
     assert "executed" in out and "step 1 calculate: done" in out
     async with db.session_scope() as s:
@@ -113,7 +115,9 @@ async def test_an_approved_http_get_proposal_is_governed_as_the_get_it_holds(
         async with db.session_scope() as s:
             proposal = (await s.scalars(select(AgentProposal))).one()
         database = {**_database_env(settings), "ATOM_HTTP_TOOL_ALLOW_PRIVATE": "true"}
-        code, out = await _cli(database, "proposals", "approve", proposal.id, "--by", approver.username)
+        code, out = await _cli(
+            database, "proposals", "approve", proposal.id, "--hash", proposal.plan_hash, "--by", approver.username
+        )
     assert code == 0, out
     assert "step 1 http_request: done" in out
     assert [(r["method"], r["path"], r["query"]) for r in target.requests] == [("GET", "/echo", {"q": "status"})]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
 import pytest
 from sqlalchemy import func, select, text
@@ -14,7 +15,7 @@ from atom.db.session import Database
 from atom.governance import service as governance
 from atom.governance.cache import decision_cache
 from atom.governance.maturity import MaturityLevel, MaturityThresholds
-from atom.governance.policy import GovernanceContext, Outcome, TriggerKind
+from atom.governance.policy import AgentSnapshot, GovernanceContext, Outcome, TriggerKind, decide
 from atom.registries import Registries
 from tests.support.agents import make_agent
 
@@ -43,8 +44,23 @@ def expected(level: MaturityLevel, complexity: int, trigger: TriggerKind, status
 CASES = list(itertools.product(LEVELS, [1, 2, 3, 4], TRIGGERS, STATUSES))
 
 
+# RULES.md counted by hand over the 96 cases: paused or stopped deny everything (64); an active
+# agent denies complexities above its level (6 per trigger); manual allows the rest (1+2+3+4);
+# automated: STUDENT trains (c1), INTERN proposes (c1-2), SUPERVISED supervises (c1-3), AUTONOMOUS runs (c1-4).
+RULES_TALLY = {Outcome.DENY: 64 + 12, Outcome.ALLOW: 10 + 4, Outcome.TRAIN: 1, Outcome.PROPOSE: 2, Outcome.SUPERVISE: 3}
+
+
 def test_matrix_has_96_cases() -> None:
-    assert len(CASES) == 96
+    """The policy itself, over every distinct case, gives exactly the RULES tally (and so does the oracle)."""
+    assert len(set(CASES)) == 96
+    decided = Counter(
+        decide(
+            AgentSnapshot("a", level, status.value), ACTION_BY_COMPLEXITY[c], c, GovernanceContext(trigger=t)
+        ).outcome
+        for level, c, t, status in CASES
+    )
+    assert decided == RULES_TALLY
+    assert Counter(expected(*case)[0] for case in CASES) == RULES_TALLY
 
 
 @pytest.fixture(autouse=True)

@@ -40,6 +40,7 @@ async def make_agent(
             ),
             actor=audit.Actor.system(),
             settings=settings,
+            may_promote=True,  # the factory acts as an approver
         )
         if status is not AgentStatus.ACTIVE:
             await agents_service.set_status(

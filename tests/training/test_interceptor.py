@@ -170,6 +170,17 @@ async def test_unknown_agent_is_404(client: httpx.AsyncClient, admin: UserWithKe
     assert response.status_code == 404 and response.json()["error"]["code"] == "AGENT_NOT_FOUND"
 
 
-async def test_nothing_recorded_for_supervised_session_rows(db: Database, settings: Settings) -> None:
+async def test_only_automated_triggers_of_supervised_agents_record_supervision_sessions(
+    client: httpx.AsyncClient, admin: UserWithKey, db: Database, settings: Settings, effects: SideEffects
+) -> None:
+    """Every other route (training, proposal, run, manual) leaves no supervision session row behind."""
+    for level in (MaturityLevel.STUDENT, MaturityLevel.INTERN, MaturityLevel.AUTONOMOUS):
+        await _fire(client, admin, (await make_agent(db, settings, level)).id)
+    supervised = await make_agent(db, settings, MaturityLevel.SUPERVISED)
+    assert (await _fire(client, admin, supervised.id, kind="manual"))["route"] == "run"
     async with db.sessionmaker() as s:
         assert (await s.scalars(select(SupervisionSession))).all() == []
+    routed = await _fire(client, admin, supervised.id)
+    async with db.sessionmaker() as s:
+        rows = (await s.scalars(select(SupervisionSession))).all()
+    assert [(r.id, r.agent_id) for r in rows] == [(routed["supervision_session_id"], supervised.id)]

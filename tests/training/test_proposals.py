@@ -46,6 +46,12 @@ async def _propose(
     return agent.id, routed["proposal_id"]
 
 
+async def _seen(client: httpx.AsyncClient, proposal_id: str, who: UserWithKey, **extra: object) -> dict[str, object]:
+    """An approval body carrying the plan hash the approver was shown."""
+    shown = await client.get(f"/api/proposals/{proposal_id}", headers=who.headers)
+    return {"plan_hash": shown.json().get("plan_hash", "0" * 64), **extra}
+
+
 async def _confidence(db: Database, agent_id: str) -> float:
     async with db.sessionmaker() as s:
         return float((await s.get(Agent, agent_id)).confidence)  # type: ignore[union-attr]
@@ -58,7 +64,9 @@ async def test_approval_executes_exactly_the_plan_and_rewards(
     before = await _confidence(db, agent_id)
     shown = (await client.get(f"/api/proposals/{proposal_id}", headers=approver.headers)).json()
     approved = await client.post(
-        f"/api/proposals/{proposal_id}/approve", json={"reason": "looks right"}, headers=approver.headers
+        f"/api/proposals/{proposal_id}/approve",
+        json=await _seen(client, proposal_id, approver, reason="looks right"),
+        headers=approver.headers,
     )
     body = approved.json()["proposal"]
     assert approved.status_code == 200 and body["status"] == "executed" and body["modified"] is False
@@ -66,7 +74,11 @@ async def test_approval_executes_exactly_the_plan_and_rewards(
     assert effects.calls == [("test_read_record", "one"), ("test_read_record", "two")]
     # +0.05 for approval unchanged, +0.01 per successful action
     assert round(await _confidence(db, agent_id) - before, 4) == 0.07
-    again = await client.post(f"/api/proposals/{proposal_id}/approve", json={}, headers=approver.headers)
+    again = await client.post(
+        f"/api/proposals/{proposal_id}/approve",
+        json=await _seen(client, proposal_id, approver),
+        headers=approver.headers,
+    )
     assert again.status_code == 409 and again.json()["error"]["code"] == "PROPOSAL_NOT_PENDING"
     assert len(effects.calls) == 2
 
@@ -75,8 +87,9 @@ async def test_concurrent_approvals_execute_once(
     client: httpx.AsyncClient, approver: UserWithKey, db: Database, settings: Settings, effects: SideEffects
 ) -> None:
     _, proposal_id = await _propose(client, approver, db, settings)
+    seen = await _seen(client, proposal_id, approver)
     responses = await asyncio.gather(
-        *(client.post(f"/api/proposals/{proposal_id}/approve", json={}, headers=approver.headers) for _ in range(8))
+        *(client.post(f"/api/proposals/{proposal_id}/approve", json=seen, headers=approver.headers) for _ in range(8))
     )
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] + [409] * 7, [r.text for r in responses if r.status_code not in (200, 409)]
@@ -89,7 +102,11 @@ async def test_only_approvers_decide(
     operator = await make_user(Role.OPERATOR)
     _, proposal_id = await _propose(client, operator, db, settings)
     assert (
-        await client.post(f"/api/proposals/{proposal_id}/approve", json={}, headers=operator.headers)
+        await client.post(
+            f"/api/proposals/{proposal_id}/approve",
+            json=await _seen(client, proposal_id, operator),
+            headers=operator.headers,
+        )
     ).status_code == 403
     assert effects.calls == []
 
@@ -104,7 +121,11 @@ async def test_expired_proposal_is_a_conflict_and_nothing_runs(
             .where(AgentProposal.id == proposal_id)
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
-    response = await client.post(f"/api/proposals/{proposal_id}/approve", json={}, headers=approver.headers)
+    response = await client.post(
+        f"/api/proposals/{proposal_id}/approve",
+        json=await _seen(client, proposal_id, approver),
+        headers=approver.headers,
+    )
     assert response.status_code == 409 and response.json()["error"]["details"]["status"] == "expired"
     assert effects.calls == []
     listed = (await client.get("/api/proposals?status=expired", headers=approver.headers)).json()["items"]
@@ -118,7 +139,11 @@ async def test_modified_plan_executes_and_counts_as_modified(
     before = await _confidence(db, agent_id)
     modified = {"steps": [{"action": "test_read_record", "params": {"value": "edited"}}]}
     body = (
-        await client.post(f"/api/proposals/{proposal_id}/approve", json={"plan": modified}, headers=approver.headers)
+        await client.post(
+            f"/api/proposals/{proposal_id}/approve",
+            json=await _seen(client, proposal_id, approver, plan=modified),
+            headers=approver.headers,
+        )
     ).json()["proposal"]
     assert (
         body["modified"] is True
@@ -126,7 +151,34 @@ async def test_modified_plan_executes_and_counts_as_modified(
         and body["plan_hash"] != body["original_plan_hash"]
     )
     assert effects.calls == [("test_read_record", "edited")]
-    assert round(await _confidence(db, agent_id) - before, 4) == 0.01  # no approval bonus when modified
+    # a correction from a trusted reviewer (-0.10, RULES) instead of the approval bonus, +0.01 for the action
+    assert round(await _confidence(db, agent_id) - before, 4) == round(settings.confidence_correction_trusted + 0.01, 4)
+    ledger = (await client.get(f"/api/agents/{agent_id}/confidence", headers=approver.headers)).json()["items"]
+    assert [(e["source_id"], round(e["delta"], 4)) for e in ledger if e["source"] == "correction"] == [
+        (proposal_id, settings.confidence_correction_trusted)
+    ]
+    corrected = (await client.get("/api/audit?action=proposal.correct", headers=approver.headers)).json()["items"]
+    assert [(a["resource_id"], a["details"]["plan_hash"]) for a in corrected] == [(proposal_id, body["plan_hash"])]
+
+
+async def test_approval_holds_only_for_the_hash_the_approver_saw(
+    client: httpx.AsyncClient, approver: UserWithKey, db: Database, settings: Settings, effects: SideEffects
+) -> None:
+    agent_id, proposal_id = await _propose(client, approver, db, settings)
+    before = await _confidence(db, agent_id)
+    url = f"/api/proposals/{proposal_id}/approve"
+    missing = await client.post(url, json={}, headers=approver.headers)
+    assert missing.status_code == 422 and "body.plan_hash" in str(missing.json()["error"]["details"])
+    other = PLAN | {"steps": [{"action": "test_read_record", "params": {"value": "something else"}}]}
+    from atom.training.plan import plan_hash
+
+    wrong = await client.post(url, json={"plan_hash": plan_hash(other["steps"])}, headers=approver.headers)
+    assert wrong.status_code == 409 and wrong.json()["error"]["code"] == "PLAN_HASH_MISMATCH"
+    assert effects.calls == [] and await _confidence(db, agent_id) == before
+    shown = (await client.get(f"/api/proposals/{proposal_id}", headers=approver.headers)).json()
+    assert shown["status"] == "pending" and shown["decided_by"] is None
+    right = await client.post(url, json={"plan_hash": shown["plan_hash"].upper()}, headers=approver.headers)
+    assert right.status_code == 200 and right.json()["proposal"]["status"] == "executed"
 
 
 async def test_invalid_modified_plan_leaves_the_proposal_pending_and_unchanged(
@@ -135,7 +187,9 @@ async def test_invalid_modified_plan_leaves_the_proposal_pending_and_unchanged(
     _, proposal_id = await _propose(client, approver, db, settings)
     before = (await client.get(f"/api/proposals/{proposal_id}", headers=approver.headers)).json()
     response = await client.post(
-        f"/api/proposals/{proposal_id}/approve", json={"plan": {"steps": [{"params": {}}]}}, headers=approver.headers
+        f"/api/proposals/{proposal_id}/approve",
+        json=await _seen(client, proposal_id, approver, plan={"steps": [{"params": {}}]}),
+        headers=approver.headers,
     )
     assert response.status_code == 422
     assert "body.plan.steps.0.action" in [f["field"] for f in response.json()["error"]["details"]["fields"]]
@@ -147,10 +201,11 @@ async def test_tampered_plan_is_refused(
     client: httpx.AsyncClient, approver: UserWithKey, db: Database, settings: Settings, effects: SideEffects
 ) -> None:
     _, proposal_id = await _propose(client, approver, db, settings)
+    seen = await _seen(client, proposal_id, approver)
     async with db.session_scope() as s:
         row = (await s.scalars(select(AgentProposal).where(AgentProposal.id == proposal_id))).one()
         row.plan = [{"action": "test_create_record", "params": {"value": "evil"}}]
-    response = await client.post(f"/api/proposals/{proposal_id}/approve", json={}, headers=approver.headers)
+    response = await client.post(f"/api/proposals/{proposal_id}/approve", json=seen, headers=approver.headers)
     assert response.status_code == 409 and response.json()["error"]["code"] == "PLAN_HASH_MISMATCH"
     assert effects.calls == []
     assert (await client.get(f"/api/proposals/{proposal_id}", headers=approver.headers)).json()["status"] == "pending"
@@ -167,9 +222,13 @@ async def test_execution_failure_is_recorded_not_half_applied_silently(
         ]
     }
     _, proposal_id = await _propose(client, approver, db, settings, plan)
-    body = (await client.post(f"/api/proposals/{proposal_id}/approve", json={}, headers=approver.headers)).json()[
-        "proposal"
-    ]
+    body = (
+        await client.post(
+            f"/api/proposals/{proposal_id}/approve",
+            json=await _seen(client, proposal_id, approver),
+            headers=approver.headers,
+        )
+    ).json()["proposal"]
     assert body["status"] == "execution_failed" and "500" in body["error"]
     assert [s["status"] for s in body["result"]["steps"]] == ["done", "failed"]
     assert effects.calls == [("test_read_record", "first")]
@@ -180,9 +239,13 @@ async def test_intern_plan_cannot_exceed_its_complexity_even_when_approved(
 ) -> None:
     plan = {"steps": [{"action": "test_create_record", "params": {"value": "too much"}}]}
     _, proposal_id = await _propose(client, approver, db, settings, plan)
-    body = (await client.post(f"/api/proposals/{proposal_id}/approve", json={}, headers=approver.headers)).json()[
-        "proposal"
-    ]
+    body = (
+        await client.post(
+            f"/api/proposals/{proposal_id}/approve",
+            json=await _seen(client, proposal_id, approver),
+            headers=approver.headers,
+        )
+    ).json()["proposal"]
     assert body["status"] == "execution_failed"
     assert body["result"]["steps"][0]["reason_code"] == "COMPLEXITY_EXCEEDS_MATURITY"
     assert effects.calls == []
@@ -199,7 +262,11 @@ async def test_reject_moves_confidence_down(
     assert rejected.json()["status"] == "rejected" and rejected.json()["decision_reason"] == "wrong customer"
     assert round(await _confidence(db, agent_id) - before, 4) == -0.10
     assert (
-        await client.post(f"/api/proposals/{proposal_id}/approve", json={}, headers=approver.headers)
+        await client.post(
+            f"/api/proposals/{proposal_id}/approve",
+            json=await _seen(client, proposal_id, approver),
+            headers=approver.headers,
+        )
     ).status_code == 409
     assert (
         await client.post(f"/api/proposals/{proposal_id}/reject", json={"reason": "x"}, headers=approver.headers)
@@ -210,7 +277,7 @@ async def test_reject_moves_confidence_down(
 async def test_unknown_proposal_is_404(client: httpx.AsyncClient, approver: UserWithKey) -> None:
     for method, path, body in (
         ("GET", "/api/proposals/nope", None),
-        ("POST", "/api/proposals/nope/approve", {}),
+        ("POST", "/api/proposals/nope/approve", {"plan_hash": "0" * 64}),
         ("POST", "/api/proposals/nope/reject", {"reason": "x"}),
     ):
         response = await client.request(method, path, json=body, headers=approver.headers)
@@ -225,9 +292,10 @@ async def test_two_sessions_racing_on_the_claim(
     from atom.training import proposals
 
     _, proposal_id = await _propose(client, approver, db, settings)
+    shown = str((await _seen(client, proposal_id, approver))["plan_hash"])
     results = await asyncio.gather(
-        proposals.approve(db=db, settings=settings, proposal_id=proposal_id, approver_id=approver.id),
-        proposals.approve(db=db, settings=settings, proposal_id=proposal_id, approver_id=approver.id),
+        proposals.approve(db=db, settings=settings, proposal_id=proposal_id, approver_id=approver.id, seen_hash=shown),
+        proposals.approve(db=db, settings=settings, proposal_id=proposal_id, approver_id=approver.id, seen_hash=shown),
         return_exceptions=True,
     )
     assert sum(isinstance(r, Conflict) for r in results) == 1

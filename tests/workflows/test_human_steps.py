@@ -83,8 +83,10 @@ async def test_approving_from_the_proposals_list_continues_the_run(
     view = await wait_step(db, started.run_id, "sign_off", "waiting")
     proposal_id = view.steps["sign_off"].proposal_id
     assert proposal_id is not None
+    async with db.sessionmaker() as s:
+        shown = (await proposals_service.get(session=s, proposal_id=proposal_id)).plan_hash  # what the list shows
     approval = await proposals_service.approve(
-        db=db, settings=settings, proposal_id=proposal_id, approver_id=approver.id, reason="fine"
+        db=db, settings=settings, proposal_id=proposal_id, approver_id=approver.id, seen_hash=shown, reason="fine"
     )
     assert approval.run is not None and approval.run.ok
     assert (await wait_run(db, started.run_id)).status == "succeeded"

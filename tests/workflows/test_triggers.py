@@ -423,7 +423,12 @@ async def test_automated_triggers_are_routed_by_the_agents_maturity(
     assert proposal.status == ProposalStatus.PENDING.value and proposal.plan[0]["action"] == "workflow.start"
     approver = await make_user(Role.APPROVER)
     approval = await proposals_service.approve(
-        db=db, settings=settings, proposal_id=intern.proposal_id, approver_id=approver.id, reason="ok"
+        db=db,
+        settings=settings,
+        proposal_id=intern.proposal_id,
+        approver_id=approver.id,
+        seen_hash=proposal.plan_hash,
+        reason="ok",
     )
     assert approval.run is not None and approval.run.ok
     [intern_run] = await _runs(db, workflows[MaturityLevel.INTERN])

@@ -42,8 +42,13 @@ router = APIRouter(prefix="/api/agents", tags=["agents"])
 async def create_agent(
     agent_in: AgentCreate, principal: OperatorDep, session: SessionDep, settings: SettingsDep
 ) -> AgentRead:
+    """A new agent is a STUDENT; a starting `confidence` above the STUDENT range needs the approver role."""
     agent = await service.create_agent(
-        session=session, agent_in=agent_in, actor=audit.Actor.user(principal.user_id), settings=settings
+        session=session,
+        agent_in=agent_in,
+        actor=audit.Actor.user(principal.user_id),
+        settings=settings,
+        may_promote=principal.has_role(Role.APPROVER),
     )
     return AgentRead.model_validate(agent)
 

@@ -32,7 +32,11 @@ class AgentCreate(BaseModel):
     capabilities: list[str] = Field(default_factory=list, max_length=200)
     configuration: AgentConfig = Field(default_factory=AgentConfig)
     confidence: float | None = Field(
-        default=None, ge=0, le=1, description="Starting confidence (default ATOM_INITIAL_CONFIDENCE)."
+        default=None,
+        ge=0,
+        le=1,
+        description="Starting confidence (default ATOM_INITIAL_CONFIDENCE). Above the STUDENT range it needs "
+        "the approver role and is recorded as a promotion.",
     )
 
 

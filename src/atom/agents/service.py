@@ -1,7 +1,8 @@
 """The agent registry and its confidence ledger (RULES.md: Maturity, Confidence changes).
 
 Confidence moves continuously; the level follows it DOWN at once (audited demotion) and goes UP
-only through `promote`, by a person with the approver role. Every change tells the governance
+only through `promote` (or a starting confidence at creation), by a person with the approver
+role. Invariant: an agent's confidence is never below its level's floor. Every change tells the governance
 cache through the event bus ("agent.changed"): at once in this process, and again after commit
 to every process.
 """
@@ -20,7 +21,7 @@ from atom.audit import service as audit
 from atom.config import Settings
 from atom.db.base import utcnow
 from atom.db.session import on_commit
-from atom.errors import Conflict, InvalidInput, NotFound
+from atom.errors import Conflict, Forbidden, InvalidInput, NotFound
 from atom.events.bus import get_bus
 from atom.governance.maturity import MaturityLevel, MaturityThresholds
 from atom.pagination import paginate
@@ -42,10 +43,29 @@ def announce_change(session: AsyncSession, agent_id: str) -> None:
 
 
 async def create_agent(
-    *, session: AsyncSession, agent_in: AgentCreate, actor: audit.Actor, settings: Settings
+    *,
+    session: AsyncSession,
+    agent_in: AgentCreate,
+    actor: audit.Actor,
+    settings: Settings,
+    may_promote: bool = False,
 ) -> Agent:
+    """Register an agent: a STUDENT at ATOM_INITIAL_CONFIDENCE unless a starting confidence is given.
+
+    A starting confidence above the STUDENT range is a promotion made at birth: it needs a caller
+    with the approver role (`may_promote`, checked by the caller like for `promote`), and it is
+    recorded like one — a level change, a ledger row from the initial confidence, an audit record.
+    """
     thresholds = MaturityThresholds.from_settings(settings)
     confidence = settings.initial_confidence if agent_in.confidence is None else agent_in.confidence
+    level = thresholds.level_for(confidence)
+    if level is not MaturityLevel.STUDENT and not may_promote:
+        raise Forbidden(
+            f"A starting confidence of {confidence} makes the agent {level.value}; only an approver (or admin) "
+            f"may create an agent above STUDENT (confidence below {thresholds.intern}).",
+            code="ROLE_REQUIRED",
+            details={"field": "confidence", "required_role": "approver", "level": level.value},
+        )
     agent = Agent(
         name=agent_in.name,
         description=agent_in.description,
@@ -54,7 +74,7 @@ async def create_agent(
         capabilities=list(agent_in.capabilities),
         configuration=agent_in.configuration.model_dump(exclude_none=True),
         confidence=confidence,
-        maturity_level=thresholds.level_for(confidence).value,
+        maturity_level=level.value,
         status=AgentStatus.ACTIVE.value,
     )
     session.add(agent)
@@ -74,7 +94,72 @@ async def create_agent(
         decision="done",
         details={"name": agent.name, "level": agent.maturity_level, "confidence": confidence},
     )
+    if level is not MaturityLevel.STUDENT:
+        reason = f"created at confidence {confidence}"
+        change = _level_change(agent.id, MaturityLevel.STUDENT, level, actor, reason)
+        session.add(change)
+        await session.flush()
+        start = settings.initial_confidence
+        session.add(_ledger_row(agent.id, start, confidence, "starting confidence set at creation", change.id))
+        await session.flush()
+        await _audit_promotion(session, agent.id, MaturityLevel.STUDENT, level, actor, reason, start, confidence)
     return agent
+
+
+def _level_change(
+    agent_id: str, from_level: MaturityLevel, to_level: MaturityLevel, actor: audit.Actor, reason: str
+) -> LevelChange:
+    return LevelChange(
+        agent_id=agent_id,
+        from_level=from_level.value,
+        to_level=to_level.value,
+        kind="promotion",
+        actor_type=actor.type,
+        actor_id=actor.id,
+        reason=reason,
+        created_at=utcnow(),
+    )
+
+
+def _ledger_row(agent_id: str, before: float, after: float, reason: str, level_change_id: str) -> ConfidenceEvent:
+    """A confidence change whose source is a promotion (the level change row's id)."""
+    return ConfidenceEvent(
+        agent_id=agent_id,
+        delta=after - before,
+        reason=reason[:200],
+        source="promotion",
+        source_id=level_change_id,
+        confidence_before=before,
+        confidence_after=after,
+        created_at=utcnow(),
+    )
+
+
+async def _audit_promotion(
+    session: AsyncSession,
+    agent_id: str,
+    from_level: MaturityLevel,
+    to_level: MaturityLevel,
+    actor: audit.Actor,
+    reason: str,
+    confidence_before: float,
+    confidence_after: float,
+) -> None:
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="agent.promote",
+        resource_type="agent",
+        resource_id=agent_id,
+        decision="approved",
+        reason=reason,
+        details={
+            "from": from_level.value,
+            "to": to_level.value,
+            "confidence_before": confidence_before,
+            "confidence_after": confidence_after,
+        },
+    )
 
 
 async def get_agent(*, session: AsyncSession, agent_id: str) -> Agent:
@@ -212,9 +297,9 @@ async def record_confidence(
     thresholds = MaturityThresholds.from_settings(settings)
     level = MaturityLevel(agent.maturity_level)
     earned = thresholds.level_for(after)
-    # Only a fall demotes: an agent a person promoted ahead of its confidence keeps the level
-    # until its confidence actually drops under the floor.
-    if after < before and earned.rank < level.rank:
+    # Invariant: the level's floor is never above the confidence (promotion raises confidence to
+    # the floor), so any change that leaves the agent under its floor demotes it.
+    if earned.rank < level.rank:
         agent.maturity_level = earned.value
         session.add(
             LevelChange(
@@ -244,10 +329,23 @@ async def record_confidence(
 
 
 async def promote(
-    *, session: AsyncSession, agent_id: str, to_level: MaturityLevel, actor: audit.Actor, reason: str
+    *,
+    session: AsyncSession,
+    agent_id: str,
+    to_level: MaturityLevel,
+    actor: audit.Actor,
+    reason: str,
+    settings: Settings,
 ) -> Agent:
-    """Raise the agent's level. The caller checks the approver role (and, later, graduation readiness)."""
+    """Raise the agent's level. The caller checks the approver role (and, later, graduation readiness).
+
+    An agent never sits at a level whose floor is above its confidence: a promotion ahead of the
+    agent's confidence raises it to the new level's floor, in a ledger row whose source is this
+    promotion (docs/governance.md explains why we raise rather than refuse).
+    """
+    await session.execute(update(Agent).where(Agent.id == agent_id).values(confidence=Agent.confidence))
     agent = await get_agent(session=session, agent_id=agent_id)
+    await session.refresh(agent)
     current = MaturityLevel(agent.maturity_level)
     if to_level.rank <= current.rank:
         raise InvalidInput(
@@ -255,30 +353,19 @@ async def promote(
             code="NOT_A_PROMOTION",
             details={"field": "to_level", "current": current.value},
         )
+    floor = MaturityThresholds.from_settings(settings).floor(to_level)
+    before = agent.confidence
     agent.maturity_level = to_level.value
-    session.add(
-        LevelChange(
-            agent_id=agent.id,
-            from_level=current.value,
-            to_level=to_level.value,
-            kind="promotion",
-            actor_type=actor.type,
-            actor_id=actor.id,
-            reason=reason,
-            created_at=utcnow(),
-        )
-    )
+    change = _level_change(agent.id, current, to_level, actor, reason)
+    session.add(change)
     await session.flush()
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="agent.promote",
-        resource_type="agent",
-        resource_id=agent.id,
-        decision="approved",
-        reason=reason,
-        details={"from": current.value, "to": to_level.value},
-    )
+    if before < floor:
+        agent.confidence = floor
+        session.add(
+            _ledger_row(agent.id, before, floor, f"promoted to {to_level.value}: raised to its floor", change.id)
+        )
+    await session.flush()
+    await _audit_promotion(session, agent.id, current, to_level, actor, reason, before, agent.confidence)
     announce_change(session, agent.id)
     return agent
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AuditEventRead(BaseModel):
@@ -25,9 +25,31 @@ class AuditEventRead(BaseModel):
     hash: str
 
 
+class CheckpointRead(BaseModel):
+    seq: int
+    hash: str
+    created_at: str
+    line: int = Field(description="The checkpoint's line in the checkpoint file.")
+    database: str | None = Field(default=None, description="Fingerprint of the database it belongs to.")
+    mac: str | None = Field(default=None, description="Its HMAC-SHA256 signature (in exports).")
+
+
 class ChainVerification(BaseModel):
     ok: bool
     checked: int
     first_broken_seq: int | None = None
     first_broken_id: str | None = None
     problem: str | None = None
+    head_seq: int = Field(default=0, description="The last verified row (0: the chain is empty or broken).")
+    head_hash: str | None = None
+    checkpoints_checked: int = Field(default=0, description="Signed checkpoints the chain was held against.")
+    broken_checkpoint: CheckpointRead | None = Field(
+        default=None, description="The checkpoint a rewrite of the chain contradicts."
+    )
+
+
+class CheckpointWritten(BaseModel):
+    seq: int
+    hash: str
+    created_at: str
+    file: str

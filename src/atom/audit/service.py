@@ -11,17 +11,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from atom.audit import checkpoints as checkpoint_store
 from atom.audit.chain import link_hash
 from atom.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
-from atom.audit.schemas import ChainVerification
+from atom.audit.schemas import ChainVerification, CheckpointRead
+from atom.config import Settings
 from atom.db.base import new_id, table_of, utcnow
 from atom.db.session import on_commit
+from atom.errors import NotFound
 from atom.events.bus import get_bus
 from atom.observability import metrics
 from atom.pagination import paginate
@@ -177,12 +181,72 @@ def _row_content(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-async def verify_chain(*, session: AsyncSession) -> ChainVerification:
-    """Walk the chain in seq order; report the first row whose position, link or content does not hold.
+async def verify_chain(
+    *, session: AsyncSession, checkpoints: checkpoint_store.CheckpointFile | None = None
+) -> ChainVerification:
+    """Walk the chain, then hold it against the signed checkpoints (a rewrite of the whole chain).
 
-    Every row is visited, including any an attacker gave a seq below 1, and the walk ends by
-    comparing the chain head (count and last hash) with the last row, which catches a removed tail.
+    The walk reports the first row whose position, link or content does not hold; every row is
+    visited, including any an attacker gave a seq below 1, and it ends by comparing the chain head
+    (count and last hash) with the last row, which catches a removed tail. A chain that holds
+    together is then checked against every signed checkpoint (see `checkpoints.py`).
     """
+    walked = await _walk(session)
+    if not walked.ok or checkpoints is None:
+        return walked
+    if checkpoints.bad_lines:
+        return walked.model_copy(
+            update={
+                "ok": False,
+                "problem": f"checkpoint file lines {checkpoints.bad_lines[:10]} fail their signature "
+                "(the checkpoint file was edited)",
+            }
+        )
+    broken = await checkpoint_store.check(session=session, checkpoints=checkpoints.checkpoints)
+    if broken is None:
+        return walked.model_copy(update={"checkpoints_checked": len(checkpoints.checkpoints)})
+    return walked.model_copy(
+        update={
+            "ok": False,
+            "checkpoints_checked": len(checkpoints.checkpoints),
+            "first_broken_seq": broken.checkpoint.seq,
+            "broken_checkpoint": CheckpointRead(
+                seq=broken.checkpoint.seq,
+                hash=broken.checkpoint.hash,
+                created_at=broken.checkpoint.created_at,
+                line=broken.checkpoint.line,
+            ),
+            "problem": broken.problem,
+        }
+    )
+
+
+def load_checkpoints(settings: Settings, extra: Path | None = None) -> checkpoint_store.CheckpointFile:
+    """The data directory's checkpoints, plus those of an exported copy (`extra`) when given."""
+    local = checkpoint_store.read(settings)
+    if extra is None:
+        return local
+    if not extra.is_file():
+        raise NotFound(f"No checkpoint file at {extra}.", code="CHECKPOINT_FILE_NOT_FOUND")
+    copy = checkpoint_store.read(settings, extra)
+    return checkpoint_store.CheckpointFile(
+        checkpoints=local.checkpoints + copy.checkpoints,
+        bad_lines=local.bad_lines + copy.bad_lines,
+        other_databases=local.other_databases + copy.other_databases,
+    )
+
+
+async def verify_and_checkpoint(
+    *, session: AsyncSession, settings: Settings, extra: Path | None = None
+) -> tuple[ChainVerification, checkpoint_store.Checkpoint | None]:
+    """Verify against every checkpoint; when the chain holds, sign its head as a new checkpoint."""
+    result = await verify_chain(session=session, checkpoints=load_checkpoints(settings, extra))
+    if not result.ok or result.head_seq == 0 or result.head_hash is None:
+        return result, None
+    return result, checkpoint_store.write(settings, seq=result.head_seq, row_hash=result.head_hash)
+
+
+async def _walk(session: AsyncSession) -> ChainVerification:
     expected_prev = GENESIS_HASH
     expected_seq = 1
     checked = 0
@@ -232,7 +296,7 @@ async def verify_chain(*, session: AsyncSession) -> ChainVerification:
     elif head.last_hash != expected_prev:
         broken_at, problem = last_seq, "the last row's hash differs from the one the chain head recorded (row replaced)"
     else:
-        return ChainVerification(ok=True, checked=checked)
+        return ChainVerification(ok=True, checked=checked, head_seq=last_seq, head_hash=head.last_hash)
     return ChainVerification(
         ok=False,
         checked=min(checked, broken_at - 1),

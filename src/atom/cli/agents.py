@@ -9,10 +9,13 @@ from atom.agents import service
 from atom.agents.models import Agent, AgentStatus
 from atom.agents.schemas import AgentConfig, AgentCreate
 from atom.audit import service as audit
+from atom.cli.caller import caller_id
 from atom.cli.common import console, id_table, load_settings, run, session_scope
 from atom.governance import service as governance
-from atom.governance.maturity import MaturityLevel
+from atom.governance.maturity import MaturityLevel, MaturityThresholds
 from atom.graduation import service as graduation
+from atom.security import service as security
+from atom.security.models import Role
 
 app = typer.Typer(help="Agents: registry, status, confidence and promotion.", no_args_is_help=True)
 CLI_ACTOR = audit.Actor.system()
@@ -32,13 +35,28 @@ def create(
     description: str = typer.Option(""),
     specialty: str | None = typer.Option(None),
     model: str | None = typer.Option(None, help="LLM model the agent uses."),
-    confidence: float | None = typer.Option(None, min=0, max=1, help="Starting confidence (default 0.3)."),
+    confidence: float | None = typer.Option(
+        None, min=0, max=1, help="Starting confidence (default 0.3); above STUDENT it needs an approver."
+    ),
+    by: str | None = typer.Option(
+        None, "--by", help="Approver creating an agent above STUDENT (default: the owner of ATOM_API_KEY)."
+    ),
 ) -> None:
-    """Register an agent (a new agent is a STUDENT unless a confidence is given)."""
+    """Register an agent: a STUDENT, unless an approver gives a higher starting confidence (a promotion)."""
     settings = load_settings()
+    above_student = (
+        confidence is not None
+        and MaturityThresholds.from_settings(settings).level_for(confidence) is not MaturityLevel.STUDENT
+    )
 
     async def body() -> list[Agent]:
         async with session_scope(settings) as session:
+            actor = CLI_ACTOR
+            if above_student:
+                approver = await caller_id(
+                    session=session, by=by, minimum=Role.APPROVER, doing="creating an agent above STUDENT"
+                )
+                actor = audit.Actor.user(approver)
             agent = await service.create_agent(
                 session=session,
                 agent_in=AgentCreate(
@@ -49,8 +67,9 @@ def create(
                     configuration=AgentConfig(model=model),
                     confidence=confidence,
                 ),
-                actor=CLI_ACTOR,
+                actor=actor,
                 settings=settings,
+                may_promote=above_student,
             )
             return [agent]
 
@@ -141,28 +160,25 @@ def promote(
     agent: str,
     to: MaturityLevel = typer.Option(..., "--to", help="The new level."),
     reason: str = typer.Option(..., help="Why (recorded in the audit log)."),
-    by: str = typer.Option(..., "--by", help="Username of the approver promoting the agent."),
+    by: str | None = typer.Option(
+        None, "--by", help="Username of the approver promoting the agent (default: the owner of ATOM_API_KEY)."
+    ),
     override: bool = typer.Option(False, help="Admin only: promote past the graduation gate (audited)."),
 ) -> None:
-    """Promote an agent: readiness and the level's exam must have passed (the --by user is an approver or admin)."""
-    from atom.errors import Forbidden
-    from atom.security import service as security
-    from atom.security.models import Role
-
+    """Promote an agent once readiness and the level's exam passed; confidence is raised to the new floor."""
     settings = load_settings()
 
     async def body() -> list[Agent]:
         async with session_scope(settings) as session:
-            user = await security.get_user_by_name(session=session, username=by)
-            if not Role(user.role).at_least(Role.APPROVER) or not user.is_active:
-                raise Forbidden(f"{by} is {user.role}; promotion needs an active approver or admin.")
+            approver = await caller_id(session=session, by=by, minimum=Role.APPROVER, doing="promotion")
+            user = await security.get_user(session=session, user_id=approver)
             return [
                 await graduation.promote(
                     session=session,
                     settings=settings,
                     agent_ref=agent,
                     to_level=to,
-                    actor=audit.Actor.user(user.id),
+                    actor=audit.Actor.user(approver),
                     reason=reason,
                     override=override,
                     actor_is_admin=Role(user.role).at_least(Role.ADMIN),

@@ -12,13 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.agents import service as agents_service
 from atom.audit import service as audit
+from atom.cli.caller import caller_id
 from atom.cli.common import console, fail, id_table, load_settings, open_database, run, session_scope
-from atom.errors import Forbidden
 from atom.governance.policy import TriggerKind
-from atom.security import service as security
 from atom.security.models import Role
 from atom.training import interceptor, proposals
 from atom.training import sessions as training_sessions
+from atom.training.executor import RunResult
 from atom.training.models import AgentProposal, ProposalKind, ProposalStatus, TrainingStatus
 from atom.training.plan import Plan
 
@@ -39,11 +39,34 @@ def _read_plan(path: Path) -> Plan:
         fail(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}.")
 
 
-async def _approver_id(session: AsyncSession, username: str) -> str:
-    user = await security.get_user_by_name(session=session, username=username)
-    if not user.is_active or not Role(user.role).at_least(Role.APPROVER):
-        raise Forbidden(f"{username} is {user.role}; deciding proposals needs an active approver or admin.")
-    return user.id
+async def _approver_id(session: AsyncSession, username: str | None, doing: str = "deciding proposals") -> str:
+    return await caller_id(session=session, by=username, minimum=Role.APPROVER, doing=doing)
+
+
+BY_HELP = "Username of the approver (default: the owner of ATOM_API_KEY, like the API's caller)."
+RESULT_WIDTH = 300
+
+
+def _print_steps(run_result: RunResult) -> None:
+    """One line per step: its status, and its result (or why it failed)."""
+    for step in run_result.steps:
+        line = f"  step {step.index + 1} {step.action}: {step.status}"
+        if step.error:
+            line += f" ({step.reason_code + ': ' if step.reason_code else ''}{step.error})"
+        elif step.output is not None:
+            shown = json.dumps(step.output, default=str, ensure_ascii=False)
+            line += f" -> {shown if len(shown) <= RESULT_WIDTH else shown[:RESULT_WIDTH] + '...'}"
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if run_result.error and not run_result.steps:
+        console.print(f"  run failed: {run_result.error}", markup=False, highlight=False, soft_wrap=True)
+
+
+async def _agent_names(session: AsyncSession, agent_ids: set[str]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for agent_id in agent_ids:
+        agent = await agents_service.find_agent(session=session, agent_id=agent_id)
+        names[agent_id] = agent.name if agent is not None else f"(deleted {agent_id})"
+    return names
 
 
 def trigger(
@@ -80,8 +103,7 @@ def trigger(
         low, high = result.extra["range"]
         console.print(f"training estimate {result.extra['estimate_hours']} h (range {low}-{high} h)")
     if result.run is not None:
-        for step in result.run.steps:
-            console.print(f"  step {step.index + 1} {step.action}: {step.status} {step.error or ''}")
+        _print_steps(result.run)
         raise typer.Exit(0 if result.run.ok else 1)
 
 
@@ -99,11 +121,12 @@ def list_proposals(
             rows, _ = await proposals.list_proposals(
                 session=session, status=status, kind=kind, agent_id=None, limit=limit, cursor=None
             )
+            names = await _agent_names(session, {p.agent_id for p in rows})
         table = id_table("id", "agent", "kind", "status", "source", "steps", "expires")
         for p in rows:
             table.add_row(
                 p.id,
-                p.agent_id,
+                names[p.agent_id],
                 p.kind,
                 p.status,
                 p.source,
@@ -120,16 +143,26 @@ def show(proposal_id: str) -> None:
     """Show a proposal's exact plan and its hash."""
     settings = load_settings()
 
-    async def body() -> AgentProposal:
+    async def body() -> tuple[AgentProposal, str]:
         async with session_scope(settings) as session:
-            return await proposals.get(session=session, proposal_id=proposal_id)
+            proposal = await proposals.get(session=session, proposal_id=proposal_id)
+            names = await _agent_names(session, {proposal.agent_id})
+            return proposal, names[proposal.agent_id]
 
-    p = run(body)
-    console.print(f"[bold]{p.kind} proposal {p.id}[/] for agent {p.agent_id}: {p.status}")
-    console.print(f"plan hash {p.plan_hash}{' (modified)' if p.modified else ''}; expires {p.expires_at.isoformat()}")
+    p, agent_name = run(body)
+    console.print(f"[bold]{p.kind} proposal {p.id}[/] for agent {agent_name}: {p.status}")
+    console.print(f"plan hash {p.plan_hash}{' (modified)' if p.modified else ''}", markup=False, highlight=False)
+    console.print(f"expires {p.expires_at.isoformat(timespec='minutes')}")
     if p.estimate_hours is not None:
         console.print(f"training estimate {p.estimate_hours} h ({p.estimate_low_hours}-{p.estimate_high_hours} h)")
     console.print_json(json.dumps(p.plan))
+    if p.status == ProposalStatus.PENDING.value:
+        console.print(
+            f"approve this plan: atom-os proposals approve {p.id} --hash {p.plan_hash}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if p.error:
         console.print(f"[red]error:[/] {p.error}")
 
@@ -137,11 +170,16 @@ def show(proposal_id: str) -> None:
 @proposals_app.command()
 def approve(
     proposal_id: str,
-    by: str = typer.Option(..., "--by", help="Username of the approver."),
-    plan: Path | None = typer.Option(None, "--plan", help="Approve a modified plan from this JSON file instead."),
+    plan_hash: str = typer.Option(
+        ..., "--hash", help="The plan hash `proposals show` printed: the approval holds only for that plan."
+    ),
+    by: str | None = typer.Option(None, "--by", help=BY_HELP),
+    plan: Path | None = typer.Option(
+        None, "--plan", help="Approve a modified plan from this JSON file instead (recorded as a correction)."
+    ),
     reason: str | None = typer.Option(None),
 ) -> None:
-    """Approve: the stored plan (or the modified one) executes now, through governance."""
+    """Approve the plan you saw (its --hash): it executes now, through governance."""
     settings = load_settings()
     modified = _read_plan(plan) if plan else None
 
@@ -154,6 +192,7 @@ def approve(
                 settings=settings,
                 proposal_id=proposal_id,
                 approver_id=approver,
+                seen_hash=plan_hash,
                 modified_plan=modified,
                 reason=reason,
             )
@@ -162,14 +201,17 @@ def approve(
     console.print(f"proposal {proposal_id}: [bold]{approval.proposal.status}[/]")
     if approval.training_id:
         console.print(f"training session {approval.training_id} scheduled")
+    if approval.proposal.modified:
+        console.print(f"plan corrected: new hash {approval.proposal.plan_hash}", markup=False, highlight=False)
     if approval.run is not None:
-        for step in approval.run.steps:
-            console.print(f"  step {step.index + 1} {step.action}: {step.status} {step.error or ''}")
+        _print_steps(approval.run)
         raise typer.Exit(0 if approval.run.ok else 1)
 
 
 @proposals_app.command()
-def reject(proposal_id: str, by: str = typer.Option(..., "--by"), reason: str = typer.Option(...)) -> None:
+def reject(
+    proposal_id: str, reason: str = typer.Option(...), by: str | None = typer.Option(None, "--by", help=BY_HELP)
+) -> None:
     """Reject a proposal (its agent loses confidence)."""
     settings = load_settings()
 
@@ -194,11 +236,12 @@ def list_training(status: TrainingStatus | None = typer.Option(None), limit: int
             rows, _ = await training_sessions.list_sessions(
                 session=session, status=status, agent_id=None, limit=limit, cursor=None
             )
+            names = await _agent_names(session, {t.agent_id for t in rows})
         table = id_table("id", "agent", "category", "status", "estimate h", "override h", "performance")
         for t in rows:
             override_h = f"{t.override_hours:g}" if t.override_hours else ""
             score = f"{t.performance:.2f}" if t.performance is not None else ""
-            table.add_row(t.id, t.agent_id, t.category, t.status, f"{t.estimate_hours:g}", override_h, score)
+            table.add_row(t.id, names[t.agent_id], t.category, t.status, f"{t.estimate_hours:g}", override_h, score)
         return table
 
     console.print(run(body))
@@ -209,7 +252,7 @@ def complete(
     training_id: str,
     performance: float = typer.Option(..., min=0, max=1, help="Score 0-1."),
     hours: float | None = typer.Option(None, min=0.01, help="How long it took (default: since scheduled)."),
-    by: str = typer.Option(..., "--by", help="Username of the approver recording it."),
+    by: str | None = typer.Option(None, "--by", help=BY_HELP),
 ) -> None:
     """Record a completed training; confidence moves by the performance band."""
     settings = load_settings()
@@ -227,13 +270,16 @@ def complete(
             )
 
     run(body)
-    console.print(
-        f"training {training_id} completed (confidence +{training_sessions.performance_delta(performance):.2f})"
-    )
+    delta = training_sessions.performance_delta(performance, settings)
+    console.print(f"training {training_id} completed (confidence {delta:+.2f})")
 
 
 @training_app.command()
-def override(training_id: str, hours: float = typer.Option(..., min=0.01), by: str = typer.Option(..., "--by")) -> None:
+def override(
+    training_id: str,
+    hours: float = typer.Option(..., min=0.01),
+    by: str | None = typer.Option(None, "--by", help=BY_HELP),
+) -> None:
     """Replace the estimated duration."""
     settings = load_settings()
 

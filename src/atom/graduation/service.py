@@ -347,5 +347,5 @@ async def promote(
             details={"to": to_level.value, "gaps": gaps},
         )
     return await agents_service.promote(
-        session=session, agent_id=agent.id, to_level=to_level, actor=actor, reason=reason
+        session=session, agent_id=agent.id, to_level=to_level, actor=actor, reason=reason, settings=settings
     )

@@ -1,12 +1,14 @@
 """Proposals: an INTERN's exact plan (or a STUDENT's training) waiting for a person.
 
 Approval claims the proposal with one conditional UPDATE (`WHERE status = 'pending' AND not
-expired`): of any number of concurrent approvals exactly one wins and executes. The plan's hash,
-shown at approval, is checked again before execution.
+expired`): of any number of concurrent approvals exactly one wins and executes. The approver
+sends the plan hash they were shown; it must be the stored plan's, and it is checked again
+before execution.
 """
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -131,14 +133,28 @@ async def approve(
     settings: Settings,
     proposal_id: str,
     approver_id: str,
+    seen_hash: str,
     modified_plan: Plan | None = None,
     reason: str | None = None,
 ) -> Approval:
-    """Claim, then execute exactly the stored plan (or schedule the training). Runs its own transactions."""
+    """Claim, then execute exactly the stored plan (or schedule the training). Runs its own transactions.
+
+    `seen_hash` is the plan hash the approver was shown: the approval holds only for that plan.
+    A different hash (the plan changed since, or the approver looked at another one) is a
+    conflict and nothing runs. A modified plan gets its own hash and counts as a correction from
+    a trusted reviewer (ATOM_CONFIDENCE_CORRECTION_TRUSTED) instead of an unchanged approval.
+    """
     async with db.session_scope() as session:
         proposal = await get(session=session, proposal_id=proposal_id)
         if proposal.status != ProposalStatus.PENDING.value:
             raise _not_pending(proposal)
+        if not hmac.compare_digest(seen_hash.lower(), proposal.plan_hash):
+            raise Conflict(
+                "The plan hash you approved is not the proposal's: the plan is not the one you saw. "
+                "Nothing was executed; look at the proposal again.",
+                code="PLAN_HASH_MISMATCH",
+                details={"field": "plan_hash", "expected": proposal.plan_hash, "got": seen_hash},
+            )
         if plan_hash(proposal.plan) != proposal.plan_hash:
             raise Conflict(
                 "The stored plan does not match its hash; it will not be executed.",
@@ -177,15 +193,31 @@ async def approve(
             resource_id=proposal_id,
             decision="approved",
             reason=reason,
-            details={"plan_hash": plan_hash(new_plan), "modified": modified, "kind": proposal.kind},
+            details={
+                "plan_hash": plan_hash(new_plan),
+                "approved_hash": proposal.plan_hash,
+                "modified": modified,
+                "kind": proposal.kind,
+            },
         )
-        if not modified and proposal.kind == ProposalKind.ACTION.value:
+        if modified:
+            await audit.record(
+                session=session,
+                actor=audit.Actor.user(approver_id),
+                action="proposal.correct",
+                resource_type="proposal",
+                resource_id=proposal_id,
+                decision="corrected",
+                reason=reason,
+                details={"original_plan_hash": proposal.original_plan_hash, "plan_hash": plan_hash(new_plan)},
+            )
+        if proposal.kind == ProposalKind.ACTION.value:
             await agents_service.record_confidence(
                 session=session,
                 agent_id=proposal.agent_id,
-                delta=settings.confidence_proposal_approved,
-                reason="proposal approved unchanged",
-                source="proposal",
+                delta=settings.confidence_correction_trusted if modified else settings.confidence_proposal_approved,
+                reason="plan corrected by the approver" if modified else "proposal approved unchanged",
+                source="correction" if modified else "proposal",
                 source_id=proposal_id,
                 settings=settings,
             )

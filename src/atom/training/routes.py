@@ -104,6 +104,7 @@ async def approve_proposal(
         settings=settings,
         proposal_id=proposal_id,
         approver_id=principal.user_id,
+        seen_hash=body.plan_hash,
         modified_plan=body.plan,
         reason=body.reason,
     )

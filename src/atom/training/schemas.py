@@ -60,7 +60,13 @@ class ProposalRead(BaseModel):
 
 
 class ApproveRequest(BaseModel):
-    plan: Plan | None = Field(default=None, description="A modified plan; the approval then counts as modified.")
+    plan_hash: str = Field(
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="The hash of the plan the approver saw (`plan_hash` of the proposal); another -> 409.",
+    )
+    plan: Plan | None = Field(
+        default=None, description="A modified plan: it gets its own hash and counts as a correction."
+    )
     reason: str | None = Field(default=None, max_length=2000)
 
 

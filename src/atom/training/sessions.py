@@ -37,14 +37,13 @@ class Estimate:
     basis: str
 
 
-def performance_delta(performance: float) -> float:
-    if performance < 0.3:
-        return 0.05
-    if performance < 0.5:
-        return 0.10
-    if performance < 0.7:
-        return 0.15
-    return 0.20
+def performance_delta(performance: float, settings: Settings) -> float:
+    """The change of the highest ATOM_CONFIDENCE_TRAINING_BANDS band the performance reaches."""
+    delta = settings.confidence_training_bands[0][1]
+    for start, change in settings.confidence_training_bands:
+        if performance >= start:
+            delta = change
+    return delta
 
 
 async def estimate(*, session: AsyncSession, agent: Agent, planned_actions: list[str], settings: Settings) -> Estimate:
@@ -144,7 +143,7 @@ async def complete(
     if rows_affected(claimed) != 1:
         raise Conflict("This training session is already completed.", code="TRAINING_FINISHED")
     await session.refresh(training)
-    delta = performance_delta(performance)
+    delta = performance_delta(performance, settings)
     await agents_service.record_confidence(
         session=session,
         agent_id=training.agent_id,

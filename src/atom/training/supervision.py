@@ -47,8 +47,13 @@ def topic(session_id: str) -> str:
     return f"supervision.{session_id}"
 
 
-def rating_delta(rating: int, interventions: int) -> float:
-    return max(0.0, (rating - 1) / 40 - min(0.05, 0.01 * interventions))
+def rating_delta(rating: int, interventions: int, settings: Settings) -> float:
+    """RULES: max(0, (r - 1) / DIVISOR - min(CAP, PENALTY * n)), each an ATOM_CONFIDENCE_SUPERVISION_* setting."""
+    penalty = min(
+        settings.confidence_supervision_penalty_cap,
+        settings.confidence_supervision_intervention_penalty * interventions,
+    )
+    return max(0.0, (rating - 1) / settings.confidence_supervision_rating_divisor - penalty)
 
 
 _connected: dict[str, int] = {}
@@ -171,7 +176,7 @@ async def rate(
     )
     if rows_affected(result) != 1:
         raise Conflict("This session is already rated.", code="SUPERVISION_RATED")
-    delta = rating_delta(rating, row.interventions)
+    delta = rating_delta(rating, row.interventions, settings)
     await agents_service.record_confidence(
         session=session,
         agent_id=row.agent_id,

@@ -337,8 +337,16 @@ async def approve_step(runner: StepRunner, *, run_id: str, step_key: str, approv
     """Approve through the proposal service: the same claim, audit and confidence as any proposal."""
     step = await _waiting_approval(runner, run_id, step_key)
     assert step.proposal_id is not None
+    async with runner.db.session_scope() as session:
+        # The approver decides the step as the definition shows it; its stored hash is what they approve.
+        seen_hash = (await proposals_service.get(session=session, proposal_id=step.proposal_id)).plan_hash
     approval = await proposals_service.approve(
-        db=runner.db, settings=runner.settings, proposal_id=step.proposal_id, approver_id=approver_id, reason=reason
+        db=runner.db,
+        settings=runner.settings,
+        proposal_id=step.proposal_id,
+        approver_id=approver_id,
+        seen_hash=seen_hash,
+        reason=reason,
     )
     if approval.run is not None and not approval.run.ok:
         raise Conflict(f"Approved, but the run did not continue: {approval.run.error}", code="STEP_NOT_WAITING")

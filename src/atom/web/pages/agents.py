@@ -14,8 +14,9 @@ from atom.agents.models import AgentStatus
 from atom.audit import service as audit
 from atom.chat import service as chat_service
 from atom.deps import DatabaseDep, SessionDep
-from atom.errors import AtomError, InvalidInput
+from atom.errors import AtomError, Conflict, InvalidInput
 from atom.governance.maturity import MaturityLevel
+from atom.graduation import service as graduation
 from atom.web.auth import ApproverForm, OperatorForm, PageRouter, ViewerPage, WebUser
 from atom.web.charts import line_chart
 from atom.web.ui import redirect, render
@@ -110,6 +111,7 @@ async def agent_page(request: Request, agent_id: IdPath, user: ViewerPage, sessi
 
 @router.post("/agents/{agent_id}/promote")
 async def promote(request: Request, agent_id: IdPath, form_user: ApproverForm, db: DatabaseDep) -> Response:
+    settings = request.app.state.settings
     user, form = form_user
     to_level, reason = form.get("to_level"), form.get("reason").strip()
     errors: dict[str, str] = {}
@@ -122,15 +124,16 @@ async def promote(request: Request, agent_id: IdPath, form_user: ApproverForm, d
     if not errors:
         try:
             async with db.session_scope() as session:
-                await agents_service.promote(
+                await graduation.promote(
                     session=session,
-                    agent_id=agent_id,
+                    settings=settings,
+                    agent_ref=agent_id,
                     to_level=MaturityLevel(to_level),
                     actor=audit.Actor.user(user.principal.user_id),
                     reason=reason,
                 )
             return redirect(f"/agents/{agent_id}?flash=agent_promoted")
-        except InvalidInput as exc:
+        except (InvalidInput, Conflict) as exc:  # not a promotion, or not ready (the gaps, in words)
             errors["to_level"] = exc.message
     async with db.session_scope() as session:
         return await _page(

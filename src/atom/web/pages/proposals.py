@@ -146,17 +146,14 @@ async def show(request: Request, proposal_id: IdPath, user: ViewerPage, session:
 
 
 async def _approve(db: Any, settings: Any, user: WebUser, proposal_id: str, seen_hash: str, reason: str | None) -> str:
-    """Approve exactly the plan the approver saw: a hash that no longer matches is a conflict."""
-    async with db.session_scope() as session:
-        current = await proposals_service.get(session=session, proposal_id=proposal_id)
-    if seen_hash != current.plan_hash:
-        raise Conflict(
-            "The plan changed since you looked at it; read it again before approving.",
-            code="PLAN_HASH_MISMATCH",
-            details={"expected": current.plan_hash},
-        )
+    """Approve exactly the plan the approver saw: the service refuses a hash that no longer matches (409)."""
     approval = await proposals_service.approve(
-        db=db, settings=settings, proposal_id=proposal_id, approver_id=user.principal.user_id, reason=reason
+        db=db,
+        settings=settings,
+        proposal_id=proposal_id,
+        approver_id=user.principal.user_id,
+        seen_hash=seen_hash,
+        reason=reason,
     )
     if approval.training_id is not None:
         return "approved_training"
