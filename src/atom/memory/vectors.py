@@ -120,6 +120,25 @@ class VectorStore:
             self._table.create_index("text", config=FTS(), replace=True)  # rows added later are searched too
         self._fts_ready = True
 
+    def optimize_sync(self) -> dict[str, Any]:
+        """Compact, bring the full-text index up to date, and index the filter columns.
+
+        Rows added after an index was built are still found (searched without the index), only slower;
+        the maintenance job calls this.
+        """
+        with self._lock:
+            self._table.optimize()
+            rows = self.count_sync()
+            self._table.create_index("text", config=FTS(), replace=True)
+            self._fts_ready = True
+            indexed = {col for index in self._table.list_indices() for col in index.columns}
+            for column in ("agent_id", "status"):
+                if column not in indexed and rows:
+                    self._table.create_scalar_index(column, index_type="BITMAP", replace=True)
+            if "ended_ts" not in indexed and rows:
+                self._table.create_scalar_index("ended_ts", replace=True)
+            return {"rows": rows}
+
     def delete_sync(self, ids: Sequence[str]) -> None:
         if not ids:
             return
@@ -212,6 +231,9 @@ class VectorStore:
     # --- async wrappers ------------------------------------------------------------------------
     async def upsert(self, rows: Sequence[VectorRow]) -> None:
         await asyncio.to_thread(self.upsert_sync, rows)
+
+    async def optimize(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.optimize_sync)
 
     async def delete(self, ids: Sequence[str]) -> None:
         await asyncio.to_thread(self.delete_sync, list(ids))
