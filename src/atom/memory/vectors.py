@@ -190,7 +190,7 @@ class VectorStore:
         until: datetime | None = None,
         statuses: Sequence[str] = ("active",),
     ) -> list[Hit]:
-        query = self._table.search(np.asarray(vector, dtype=np.float32)).metric("cosine")  # type: ignore[attr-defined]
+        query = self._table.search(np.asarray(vector, dtype=np.float32)).distance_type("cosine")  # type: ignore[attr-defined]
         where = _filter(agent_id, since, statuses, until)
         if where:
             query = query.where(where, prefilter=True)
