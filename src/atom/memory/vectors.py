@@ -16,10 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import lancedb
 import numpy as np
-import pyarrow as pa
-from lancedb.index import FTS
 
 from atom.memory.embedding import Vectors
 
@@ -65,6 +62,10 @@ def _filter(agent_id: str | None, since: datetime | None, statuses: Sequence[str
 
 class VectorStore:
     def __init__(self, directory: Path, dim: int) -> None:
+        # Imported here, not at module import: lancedb is heavy and every `atom-os` command imports this module.
+        import lancedb
+        import pyarrow as pa
+
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.dim = dim
@@ -116,6 +117,8 @@ class VectorStore:
     def _ensure_fts(self) -> None:
         if self._fts_ready:
             return
+        from lancedb.index import FTS
+
         if "text" not in {col for index in self._table.list_indices() for col in index.columns}:
             self._table.create_index("text", config=FTS(), replace=True)  # rows added later are searched too
         self._fts_ready = True
@@ -126,6 +129,8 @@ class VectorStore:
         Rows added after an index was built are still found (searched without the index), only slower;
         the maintenance job calls this.
         """
+        from lancedb.index import FTS
+
         with self._lock:
             self._table.optimize()
             rows = self.count_sync()
