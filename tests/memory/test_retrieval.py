@@ -79,7 +79,8 @@ async def test_semantic_is_hybrid_and_filtered_by_agent(settings: Settings, db: 
     assert by_id[0].episode.id == ids["Invoice"]
     assert by_id[0].why["text_rank"] == 1.0
     assert by_id[0].score == pytest.approx(by_id[0].why["rrf"])  # decay 1.0
-    assert by_id[0].why["rrf"] == pytest.approx(2 / 61)  # first by vector and by text
+    # first by vector and by text, the text ranking weighed 3x (an id), +1 for holding the id itself
+    assert by_id[0].why["rrf"] == pytest.approx(1 / 61 + 3 / 61 + 1.0)
     assert paraphrase[0].episode.id == ids["Globex"]
     assert {r.episode.agent_id for r in by_id + paraphrase} == {agent_id}
     assert ids["Reconciled"] not in {r.episode.id for r in windowed}  # 40 days old, window 30

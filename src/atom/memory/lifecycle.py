@@ -139,6 +139,8 @@ async def maintain(*, db: Database, memory: Memory, job_id: str, dry_run: bool) 
 
         orphans = await sweep_orphans(db=db, memory=memory, dry_run=dry_run)
         report["orphans"] = orphans
+        if not dry_run:
+            report["index"] = await memory.store.optimize()
         summary = {k: len(v) for k, v in report.items() if isinstance(v, list)}
         await _progress(
             db, job_id, done=len(active) + 2, status="done", report={**report, "summary": summary}, finished_at=utcnow()

@@ -4,7 +4,8 @@
   score = recency = max(0, 1 - age_days / window_days).
 - semantic (hybrid): vector search and BM25 full-text search, both filtered by agent, status and
   time window first, fused by reciprocal rank fusion (sum of 1 / (60 + rank)); the fused score is
-  multiplied by the episode's decay.
+  multiplied by the episode's decay. A query that names an id (`INV-40213`) weighs the text ranking 3x, and
+  an episode containing that exact id gets +1 (it comes first).
 - sequential: one whole episode with its segments, canvas and feedback context.
 - contextual: 0.3 * recency (90-day window) + 0.7 * cosine similarity, + 0.1 with canvas actions,
   + 0.2 for positive feedback, - 0.3 for negative. Canvas and feedback come from `Memory.canvas_hook`
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.memory import service
+from atom.memory.embedding import Vectors
 from atom.memory.models import Episode, EpisodeSegment, EpisodeStatus
 from atom.memory.runtime import Memory
 from atom.security.principal import Principal
@@ -29,6 +32,9 @@ TEMPORAL_WINDOWS = (1, 7, 30, 90)
 RRF_K = 60
 W_TEMPORAL, W_SEMANTIC, W_CANVAS, W_POSITIVE, W_NEGATIVE = 0.3, 0.7, 0.1, 0.2, -0.3
 CONTEXT_WINDOW_DAYS = 90.0
+ID_LIKE = re.compile(r"\b[A-Za-z]{0,6}[-#]?\d{3,}\b")
+ID_TEXT_WEIGHT = 3.0
+ID_MATCH_BONUS = 1.0  # above any fused rank score (at most 4 / 61)
 
 
 @dataclass
@@ -47,12 +53,19 @@ def recency(now: datetime, then: datetime, window_days: float) -> float:
     return max(0.0, 1.0 - age_days(now, then) / window_days)
 
 
-def rrf(rankings: list[list[str]], k: int = RRF_K) -> dict[str, float]:
+def rrf(rankings: list[list[str]], k: int = RRF_K, weights: list[float] | None = None) -> dict[str, float]:
     fused: dict[str, float] = {}
-    for ranking in rankings:
+    for n, ranking in enumerate(rankings):
+        weight = 1.0 if weights is None else weights[n]
         for rank, key in enumerate(ranking, start=1):
-            fused[key] = fused.get(key, 0.0) + 1.0 / (k + rank)
+            fused[key] = fused.get(key, 0.0) + weight / (k + rank)
     return fused
+
+
+def text_weight(query: str) -> float:
+    """A query naming a document id (INV-40213, ORD-7781, #5521) trusts the lexical ranking more:
+    vectors see an id as noise, BM25 as the rarest, most telling term."""
+    return ID_TEXT_WEIGHT if ID_LIKE.search(query) else 1.0
 
 
 def contextual_score(*, temporal: float, semantic: float, canvas: bool, feedback: float | None) -> float:
@@ -117,16 +130,21 @@ async def _hybrid(
     limit: int,
     since: datetime | None,
     reader: Principal | None,
+    query_vector: Vectors | None = None,
 ) -> tuple[dict[str, Episode], dict[str, float], dict[str, float], dict[str, int]]:
     depth = max(limit * 4, 20)
-    vector = (await memory.embedder.embed([query]))[0]
+    vector = query_vector if query_vector is not None else (await memory.embedder.embed([query]))[0]
     by_vector = await memory.store.vector_search(vector, agent_id=agent_id, limit=depth, since=since)
     by_text = await memory.store.text_search(query, agent_id=agent_id, limit=depth, since=since)
-    fused = rrf([[h.id for h in by_vector], [h.id for h in by_text]])
+    fused = rrf([[h.id for h in by_vector], [h.id for h in by_text]], weights=[1.0, text_weight(query)])
     similarity = {h.id: h.score for h in by_vector}
     text_rank = {h.id: i for i, h in enumerate(by_text, start=1)}
     episodes = await service.episodes_by_id(session=session, ids=list(fused), reader=reader)
     episodes = {k: e for k, e in episodes.items() if e.status == EpisodeStatus.ACTIVE.value}
+    ids_named = [m.group(0).lower() for m in ID_LIKE.finditer(query)]
+    for key, episode in episodes.items():  # an episode holding the very id the query names comes first
+        if ids_named and any(i in episode.text.lower() for i in ids_named):
+            fused[key] += ID_MATCH_BONUS
     return episodes, fused, similarity, text_rank
 
 
@@ -141,10 +159,19 @@ async def semantic(
     reason: str,
     days: int | None = None,
     reader: Principal | None = None,
+    query_vector: Vectors | None = None,
 ) -> list[Recall]:
+    """`query_vector`: the query's embedding when the caller has it already (benchmarks, re-ranking)."""
     since = memory.clock() - timedelta(days=days) if days else None
     episodes, fused, similarity, text_rank = await _hybrid(
-        session, memory, agent_id=agent_id, query=query, limit=limit, since=since, reader=reader
+        session,
+        memory,
+        agent_id=agent_id,
+        query=query,
+        limit=limit,
+        since=since,
+        reader=reader,
+        query_vector=query_vector,
     )
     found = []
     for key, episode in episodes.items():

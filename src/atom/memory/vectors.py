@@ -16,10 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import lancedb
 import numpy as np
-import pyarrow as pa
-from lancedb.index import FTS
 
 from atom.memory.embedding import Vectors
 
@@ -65,6 +62,10 @@ def _filter(agent_id: str | None, since: datetime | None, statuses: Sequence[str
 
 class VectorStore:
     def __init__(self, directory: Path, dim: int) -> None:
+        # Imported here, not at module import: lancedb is heavy and every `atom-os` command imports this module.
+        import lancedb
+        import pyarrow as pa
+
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.dim = dim
@@ -116,9 +117,32 @@ class VectorStore:
     def _ensure_fts(self) -> None:
         if self._fts_ready:
             return
+        from lancedb.index import FTS
+
         if "text" not in {col for index in self._table.list_indices() for col in index.columns}:
             self._table.create_index("text", config=FTS(), replace=True)  # rows added later are searched too
         self._fts_ready = True
+
+    def optimize_sync(self) -> dict[str, Any]:
+        """Compact, bring the full-text index up to date, and index the filter columns.
+
+        Rows added after an index was built are still found (searched without the index), only slower;
+        the maintenance job calls this.
+        """
+        from lancedb.index import FTS
+
+        with self._lock:
+            self._table.optimize()
+            rows = self.count_sync()
+            self._table.create_index("text", config=FTS(), replace=True)
+            self._fts_ready = True
+            indexed = {col for index in self._table.list_indices() for col in index.columns}
+            for column in ("agent_id", "status"):
+                if column not in indexed and rows:
+                    self._table.create_scalar_index(column, index_type="BITMAP", replace=True)
+            if "ended_ts" not in indexed and rows:
+                self._table.create_scalar_index("ended_ts", replace=True)
+            return {"rows": rows}
 
     def delete_sync(self, ids: Sequence[str]) -> None:
         if not ids:
@@ -171,7 +195,7 @@ class VectorStore:
         until: datetime | None = None,
         statuses: Sequence[str] = ("active",),
     ) -> list[Hit]:
-        query = self._table.search(np.asarray(vector, dtype=np.float32)).metric("cosine")  # type: ignore[attr-defined]
+        query = self._table.search(np.asarray(vector, dtype=np.float32)).distance_type("cosine")  # type: ignore[attr-defined]
         where = _filter(agent_id, since, statuses, until)
         if where:
             query = query.where(where, prefilter=True)
@@ -212,6 +236,9 @@ class VectorStore:
     # --- async wrappers ------------------------------------------------------------------------
     async def upsert(self, rows: Sequence[VectorRow]) -> None:
         await asyncio.to_thread(self.upsert_sync, rows)
+
+    async def optimize(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.optimize_sync)
 
     async def delete(self, ids: Sequence[str]) -> None:
         await asyncio.to_thread(self.delete_sync, list(ids))
