@@ -25,6 +25,7 @@ from atom.observability.health import router as health_router
 from atom.observability.logging import configure_logging, get_logger
 from atom.observability.middleware import RequestContextMiddleware
 from atom.process import settle_heap
+from atom.security.key_use import KeyUseRecorder
 from atom.security.secrets_store import load_cipher
 from atom.workflows import app as workflows_app
 from atom.workflows.hooks import router as webhooks_router
@@ -150,6 +151,7 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
             yield
         finally:
             await workflows_app.stop(app)
+            await app.state.key_uses.drain()
             await close_gateway(app.state)  # the LLM providers' SDK clients
             await bus.drain()
             await bus.stop()
@@ -164,6 +166,7 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.key_uses = KeyUseRecorder()
     if db is not None:
         app.state.db = db
     install_error_handlers(app)
