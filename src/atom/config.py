@@ -93,6 +93,15 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest accepted request body in bytes; larger -> 413.",
     )
+    max_header_bytes: int = Field(
+        default=32_768,
+        ge=4096,
+        le=1_048_576,
+        description="Largest accepted request head (request line and headers) in bytes; larger -> 431.",
+    )
+    max_headers: int = Field(
+        default=100, ge=16, le=1000, description="Most header lines accepted in one request; more -> 431."
+    )
     db_pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL connection pool size.")
     db_echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
 

@@ -14,6 +14,7 @@ from atom.db.session import Database
 from atom.errors import Forbidden, Unauthorized
 from atom.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
 from atom.security import service as security_service
+from atom.security.key_use import KeyUseRecorder
 from atom.security.models import Role
 from atom.security.principal import Principal
 from atom.web import sessions as web_sessions
@@ -79,9 +80,9 @@ async def current_principal(
         )
     principal = await security_service.authenticate_key(session=session, plaintext=presented)
     if principal.needs_touch and principal.key_id is not None:
-        db: Database = request.app.state.db
-        async with db.session_scope() as touch:
-            await security_service.touch_key(session=touch, key_id=principal.key_id)
+        # Off the request's transaction and connection, at most once per interval; never awaited here.
+        recorder: KeyUseRecorder = request.app.state.key_uses
+        recorder.record(request.app.state.db, principal.key_id)
     request.state.principal = principal
     return principal
 

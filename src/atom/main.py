@@ -27,6 +27,7 @@ from atom.observability.logging import configure_logging, get_logger
 from atom.observability.middleware import RequestContextMiddleware
 from atom.process import check_startup, settle_heap
 from atom.registries import ensure_registries
+from atom.security.key_use import KeyUseRecorder
 from atom.validation import EdgeValidationMiddleware
 from atom.web import routes as web_routes
 from atom.workflows import app as workflows_app
@@ -144,6 +145,7 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
         finally:
             await memory_app.stop(app)
             await workflows_app.stop_in_app(app)
+            await app.state.key_uses.drain()
             await close_gateway(app.state)  # the LLM providers' SDK clients
             await bus.drain()
             await bus.stop()
@@ -158,6 +160,7 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.key_uses = KeyUseRecorder()
     if db is not None:
         app.state.db = db
     install_error_handlers(app)

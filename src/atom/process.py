@@ -1,8 +1,12 @@
-"""What every server and worker process does at start: check its configuration, then settle its heap."""
+"""What every server and worker process does at start (check its configuration, settle its heap), and
+owner-only files and directories."""
 
 from __future__ import annotations
 
 import gc
+import os
+import stat
+from pathlib import Path
 
 from atom.config import Settings
 from atom.db import migrate
@@ -38,3 +42,22 @@ async def check_startup(db: Database, settings: Settings) -> None:
             setting="ATOM_DATABASE_URL",
             fix="run `atom-os init` (new install) or `atom-os db upgrade`.",
         )
+
+
+def private_dir(path: Path) -> None:
+    """Create the data directory owner-only (0700); an existing one of ours that others can read is tightened."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        path.chmod(0o700)
+
+
+def open_private(path: Path, *, append: bool = True) -> int:
+    """A file descriptor on `path`, created owner-only (0600); an existing file is made 0600 too.
+
+    Log files hold request lines and PID files say what runs: neither is anyone else's to read.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd

@@ -49,7 +49,7 @@ def _daemon_lifecycle(env: dict[str, str]) -> None:
 
     started = _run(env, "daemon")
     assert started.returncode == 0, started.stdout + started.stderr
-    pid = int(Path(env["ATOM_DATA_DIR"], "atom.pid").read_text())
+    pid = int(Path(env["ATOM_DATA_DIR"], "atom.pid").read_text().split()[0])
     again = _run(env, "daemon")
     assert again.returncode == 1 and "already running" in again.stderr
 
@@ -175,7 +175,7 @@ def test_a_foreground_server_shows_in_status_and_stops_gracefully(base_env: dict
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        assert pid_file.read_text().strip() == str(server.pid)
+        assert pid_file.read_text().split()[0] == str(server.pid)
         status = _run(base_env, "status")
         assert status.returncode == 0 and str(server.pid) in status.stdout, status.stdout
         second = _run(base_env, "serve")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,7 +34,7 @@ async def _client_for(settings: Settings, db: Database) -> AsyncIterator[httpx.A
 
 async def test_live(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/live")
-    assert response.status_code == 200 and response.json() == {"status": "alive"}
+    assert response.status_code == 200 and response.json() == {"status": "alive", "pid": os.getpid()}
 
 
 async def test_ready_reports_each_check(client: httpx.AsyncClient) -> None:

@@ -111,3 +111,36 @@ async def test_delegation_depth_limit_and_outside_a_run(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as outside:
         await tool.handler(params)
     assert outside.value.code == "DELEGATION_UNAVAILABLE"
+
+
+async def test_http_request_reads_a_huge_body_only_up_to_its_bound(tmp_path: Path) -> None:
+    """A 64 MB answer: the tool stops reading at its bound and leaves, so the server cannot send it all."""
+    import asyncio
+    import contextlib
+
+    from atom.runtime.http_tool import MAX_RESPONSE_TEXT
+
+    total = 64 * 1024 * 1024
+    written = {"bytes": 0}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n" % total)
+        with contextlib.suppress(ConnectionError):
+            while written["bytes"] < total:
+                writer.write(b"x" * 65536)
+                await writer.drain()  # blocks while the client does not read
+                written["bytes"] += 65536
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        settings = _settings(tmp_path, http_tool_allow_private=True)
+        result = await _call(settings, "http_request", {"url": f"http://127.0.0.1:{port}/big"})
+        await asyncio.sleep(0.2)  # let the server notice the client has gone
+    finally:
+        server.close()
+    assert result["status"] == 200 and result["truncated"] is True
+    assert result["text"] == "x" * MAX_RESPONSE_TEXT
+    assert written["bytes"] < total // 2  # the client left early (only socket buffers were filled)

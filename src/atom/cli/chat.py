@@ -54,9 +54,10 @@ def chat(
 ) -> None:
     """Chat with an agent in the terminal; answers stream as they are written. Ctrl-D leaves."""
     base = _base(url).replace("http://", "ws://").replace("https://", "wss://")
-    target = f"{base}/ws/chat/{agent}?token={key}" + (f"&session_id={session}" if session else "")
+    # The key travels in a header, never in the URL (URLs end up in access logs and proxies' logs).
+    target = f"{base}/ws/chat/{agent}" + (f"?session_id={session}" if session else "")
     try:
-        asyncio.run(_chat(target))
+        asyncio.run(_chat(target, key))
     except websockets.exceptions.InvalidStatus as exc:
         fail(f"the server refused the connection ({exc.response.status_code}): check the key, agent and session.")
     except websockets.exceptions.ConnectionClosedError as exc:
@@ -65,9 +66,9 @@ def chat(
         fail(f"cannot reach {base} ({exc}); is `atom-os serve` running?", EXIT_UNREACHABLE)
 
 
-async def _chat(target: str) -> None:
+async def _chat(target: str, key: str) -> None:
     loop = asyncio.get_running_loop()
-    async with websockets.connect(target) as ws:
+    async with websockets.connect(target, additional_headers={"X-API-Key": key}) as ws:
         hello = json.loads(await ws.recv())
         if hello.get("type") != "session":
             fail(f"unexpected first message: {hello}")

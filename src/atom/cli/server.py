@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import typer
 import uvicorn
 
 from atom.cli.common import fail, load_settings
@@ -11,6 +12,23 @@ from atom.cli.pidfile import remove_if_ours, running_pid, write_pid_file
 from atom.config import Settings
 from atom.db.session import Database
 from atom.errors import ConfigurationError
+from atom.observability.http_limits import bounded_protocol
+from atom.process import private_dir
+
+HOST_OPTION = typer.Option(None, "--host", help="Address to bind (overrides ATOM_HOST).")
+PORT_OPTION = typer.Option(None, "--port", min=1, max=65535, help="Port to bind (overrides ATOM_PORT).")
+
+
+def with_address(settings: Settings, host: str | None, port: int | None) -> Settings:
+    """The settings with `--host` / `--port` applied (each overrides its ATOM_ setting)."""
+    update: dict[str, object] = {}
+    if host is not None:
+        if not host.strip() or any(c.isspace() for c in host):
+            fail(f"--host: {host!r} is not an address.")
+        update["host"] = host
+    if port is not None:
+        update["port"] = port
+    return settings.model_copy(update=update) if update else settings
 
 
 def build_server(settings: Settings) -> uvicorn.Server:
@@ -25,6 +43,8 @@ def build_server(settings: Settings) -> uvicorn.Server:
         lifespan="on",
         timeout_graceful_shutdown=30,
         proxy_headers=False,
+        # Request heads are bounded while they are read (431 past ATOM_MAX_HEADER_BYTES / ATOM_MAX_HEADERS).
+        http=bounded_protocol(settings.max_header_bytes, settings.max_headers),
         # Chat streams one small WebSocket message per token: compressing each costs both ends more
         # CPU (and latency) than the few bytes it saves.
         ws_per_message_deflate=False,
@@ -42,11 +62,12 @@ async def preflight(settings: Settings) -> None:
         await db.dispose()
 
 
-def serve() -> None:
+def serve(host: str | None = HOST_OPTION, port: int | None = PORT_OPTION) -> None:
     """Run Atom in the foreground (Ctrl-C or SIGTERM stops it gracefully)."""
     import asyncio
 
-    settings = load_settings()
+    settings = with_address(load_settings(), host, port)
+    private_dir(settings.data_dir)
     other = running_pid(settings)
     if other is not None and other != os.getpid():
         fail(f"Atom is already running (pid {other}, {settings.base_url}). Use `atom-os stop` first.")
@@ -56,7 +77,7 @@ def serve() -> None:
         fail(exc.one_line())
     server = build_server(settings)
     # A foreground server is visible to `atom-os status` and `stop` too (a daemon's child finds its own pid here).
-    write_pid_file(settings.pid_file, os.getpid())
+    write_pid_file(settings.pid_file, os.getpid(), settings.base_url)
     try:
         server.run()
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ class Readiness(BaseModel):
 
 class Liveness(BaseModel):
     status: Literal["alive"]
+    pid: int
 
 
 async def _timed(name: str, check: Callable[[], Awaitable[str]]) -> tuple[str, CheckResult]:
@@ -100,7 +102,7 @@ async def _check_redis(url: str, timeout: float) -> str:
 
 @router.get("/live", response_model=Liveness)
 async def live() -> Liveness:
-    return Liveness(status="alive")
+    return Liveness(status="alive", pid=os.getpid())
 
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})

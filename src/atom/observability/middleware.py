@@ -49,14 +49,22 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 LIVE_PATH = "/health/live"
-_LIVE_BODY = b'{"status":"alive"}'
-_LIVE_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(_LIVE_BODY)).encode())]
+
+
+def live_body() -> bytes:
+    """`{"status":"alive","pid":N}`: the pid lets `atom-os daemon` tell its own server from another on the port."""
+    return json.dumps({"status": "alive", "pid": os.getpid()}, separators=(",", ":")).encode()
 
 
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self._live_body = live_body()
+        self._live_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(self._live_body)).encode()),
+        ]
         self._live_requests = metrics.HTTP_REQUESTS.labels(method="GET", route=LIVE_PATH, status="200")
         self._live_latency = metrics.HTTP_LATENCY.labels(method="GET", route=LIVE_PATH)
 
@@ -123,8 +131,8 @@ class RequestContextMiddleware:
         """Liveness asks one thing: does the process's event loop answer? Answer it here, before the
         framework's routing, so probes stay as cheap as a bare ASGI app (the route remains for the docs)."""
         started = time.perf_counter()
-        await send({"type": "http.response.start", "status": 200, "headers": _LIVE_HEADERS})
-        await send({"type": "http.response.body", "body": _LIVE_BODY})
+        await send({"type": "http.response.start", "status": 200, "headers": self._live_headers})
+        await send({"type": "http.response.body", "body": self._live_body})
         self._live_requests.inc()
         self._live_latency.observe(time.perf_counter() - started)
 

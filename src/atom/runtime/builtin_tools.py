@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,8 +17,10 @@ from atom.runtime import http_tool
 from atom.runtime.context import current_tool_context
 from atom.runtime.tools import Tool, ToolRegistry
 
-MAX_EXPONENT = 1000
 MAX_EXPRESSION = 500
+MAX_DEPTH = 100
+# 10**1000 has 3,322 bits; the limit leaves room for that and keeps every step (and the decimal text) cheap.
+MAX_RESULT_BITS = 4096
 
 
 class TimeParams(BaseModel):
@@ -50,31 +53,84 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
 _UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 
 
-def evaluate(expression: str) -> float | int:
-    """Evaluate + - * / // % ** and parentheses over numbers; anything else is refused."""
+def _refuse(message: str, **details: Any) -> InvalidInput:
+    return InvalidInput(message, code="CALCULATION_ERROR", details=details)
 
-    def visit(node: ast.AST) -> float | int:
+
+def _too_large(bits: int) -> InvalidInput:
+    return _refuse(
+        f"The result would be too large (about {bits} bits; the limit is {MAX_RESULT_BITS} bits).",
+        limit_bits=MAX_RESULT_BITS,
+    )
+
+
+def _check_size(op: ast.operator, left: float | int, right: float | int) -> None:
+    """Refuse, before computing it, an integer result larger than MAX_RESULT_BITS.
+
+    Only `*` and `**` can grow an integer faster than its operands (the others stay within one
+    bit of the larger operand), and the size of their result is known from the operands' sizes.
+    Floats cannot grow: they overflow, which is refused where it is raised.
+    """
+    if not (isinstance(left, int) and isinstance(right, int)):
+        return
+    if isinstance(op, ast.Mult):
+        bits = left.bit_length() + right.bit_length()
+    elif isinstance(op, ast.Pow):
+        if right < 0 or abs(left) <= 1:
+            return  # a float, or 0 / 1 / -1 whatever the exponent
+        if right > MAX_RESULT_BITS:  # |left| >= 2, so the result has more than `right` bits
+            raise _too_large(right)
+        bits = (left.bit_length() - 1) * right + 1
+    else:
+        return
+    if bits > MAX_RESULT_BITS:
+        raise _too_large(bits)
+
+
+def evaluate(expression: str) -> float | int:
+    """Evaluate + - * / // % ** and parentheses over numbers; anything else is refused.
+
+    Every step is bounded: the expression's length (MAX_EXPRESSION), its nesting (MAX_DEPTH) and
+    each intermediate integer's size (MAX_RESULT_BITS, checked before the operation runs), so no
+    input costs more than a few milliseconds of CPU on the event loop.
+    """
+
+    def visit(node: ast.AST, depth: int) -> float | int:
+        if depth > MAX_DEPTH:
+            raise _refuse(f"The expression is nested too deeply (limit {MAX_DEPTH}).", limit_depth=MAX_DEPTH)
         if isinstance(node, ast.Expression):
-            return visit(node.body)
+            return visit(node.body, depth + 1)
         if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+            if isinstance(node.value, int) and node.value.bit_length() > MAX_RESULT_BITS:
+                raise _too_large(node.value.bit_length())
             return node.value
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-            left, right = visit(node.left), visit(node.right)
-            if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
-                raise InvalidInput("Exponent too large.", code="CALCULATION_ERROR")
+            left, right = visit(node.left, depth + 1), visit(node.right, depth + 1)
+            _check_size(node.op, left, right)
             result: float | int = _BINARY[type(node.op)](left, right)
             return result
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-            value: float | int = _UNARY[type(node.op)](visit(node.operand))
+            value: float | int = _UNARY[type(node.op)](visit(node.operand, depth + 1))
             return value
-        raise InvalidInput("Only numbers, + - * / // % ** and parentheses are allowed.", code="CALCULATION_ERROR")
+        raise _refuse("Only numbers, + - * / // % ** and parentheses are allowed.")
 
     try:
-        return visit(ast.parse(expression, mode="eval"))
+        tree = ast.parse(expression, mode="eval")
     except SyntaxError as exc:
-        raise InvalidInput(f"Not an arithmetic expression: {expression!r}.", code="CALCULATION_ERROR") from exc
+        raise _refuse(f"Not an arithmetic expression: {expression!r}.") from exc
+    except (RecursionError, MemoryError) as exc:  # the parser's own nesting limits
+        raise _refuse(f"The expression is nested too deeply (limit {MAX_DEPTH}).", limit_depth=MAX_DEPTH) from exc
+    try:
+        result = visit(tree, 0)
     except ZeroDivisionError as exc:
-        raise InvalidInput("Division by zero.", code="CALCULATION_ERROR") from exc
+        raise _refuse("Division by zero.") from exc
+    except OverflowError as exc:  # a float out of range, or an integer too large to divide as a float
+        raise _refuse(f"The result is out of range ({exc}).") from exc
+    if isinstance(result, complex):  # a negative number to a fractional power
+        raise _refuse("The result is not a real number.")
+    if isinstance(result, float) and not math.isfinite(result):
+        raise _refuse("The result is out of range (not a finite number).")
+    return result
 
 
 async def calculate(params: BaseModel) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from atom.runtime.context import current_tool_context
 
 METHOD_COMPLEXITY = {"GET": 1, "HEAD": 1, "POST": 3, "PUT": 3, "PATCH": 3, "DELETE": 4}
 MAX_RESPONSE_TEXT = 16_384
+MAX_RESPONSE_BYTES = MAX_RESPONSE_TEXT * 4  # enough bytes for MAX_RESPONSE_TEXT characters of UTF-8
 _KEPT_HEADERS = ("content-type", "content-length", "location", "retry-after")
 
 
@@ -101,16 +102,36 @@ async def http_request(params: BaseModel) -> dict[str, Any]:
     elif params.body is not None:
         kwargs["content"] = params.body.encode()
     try:
-        async with httpx.AsyncClient(timeout=settings.http_action_timeout_s, follow_redirects=False) as http:
-            response = await http.request(params.method, params.url, **kwargs)
+        async with (
+            httpx.AsyncClient(timeout=settings.http_action_timeout_s, follow_redirects=False) as http,
+            http.stream(params.method, params.url, **kwargs) as response,
+        ):
+            raw, more = await _read_bounded(response)
     except httpx.TimeoutException as exc:
         raise Unavailable(f"{params.method} {params.url} timed out.", code="HTTP_TIMEOUT") from exc
     except httpx.TransportError as exc:
         raise Unavailable(f"Cannot reach {params.url} ({type(exc).__name__}).", code="HTTP_UNREACHABLE") from exc
+    text = raw.decode(response.encoding or "utf-8", errors="replace")
     output: dict[str, Any] = {
         "status": response.status_code,
         "headers": {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS},
-        "text": response.text[:MAX_RESPONSE_TEXT],
-        "truncated": len(response.text) > MAX_RESPONSE_TEXT,
+        "text": text[:MAX_RESPONSE_TEXT],
+        "truncated": more or len(text) > MAX_RESPONSE_TEXT,
     }
     return output
+
+
+async def _read_bounded(response: httpx.Response) -> tuple[bytes, bool]:
+    """At most MAX_RESPONSE_BYTES of the (decompressed) body, and whether more was left unread.
+
+    Only the first MAX_RESPONSE_TEXT characters are returned, so reading (and decoding) a body of
+    any size in full would be memory and event-loop time spent on nothing.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= MAX_RESPONSE_BYTES:
+            return b"".join(chunks)[:MAX_RESPONSE_BYTES], True
+    return b"".join(chunks), False

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.db.base import utcnow
+from atom.db.session import rows_affected
 from atom.errors import Conflict, NotFound, Unauthorized
 from atom.pagination import paginate
 from atom.security import credentials
@@ -117,8 +118,8 @@ async def revoke_key(*, session: AsyncSession, key_id: str) -> ApiKey:
 async def authenticate_key(*, session: AsyncSession, plaintext: str) -> Principal:
     """Resolve a presented API key to its principal, or raise Unauthorized (one message for all causes).
 
-    Read-only: recording the key's last use is `touch_key`, which callers run in a transaction of
-    its own, so authenticating never holds a write lock for the whole request (SQLite has one).
+    Read-only: recording the key's last use is `touch_key`, run later in a transaction of its own
+    (`key_use.KeyUseRecorder`), so authenticating never writes or holds a second connection.
     """
     invalid = Unauthorized("The API key is missing, invalid or revoked.", code="INVALID_API_KEY")
     prefix = credentials.parse_prefix(plaintext)
@@ -135,6 +136,18 @@ async def authenticate_key(*, session: AsyncSession, plaintext: str) -> Principa
     return Principal(user_id=user.id, username=user.username, role=Role(user.role), key_id=key.id, needs_touch=stale)
 
 
-async def touch_key(*, session: AsyncSession, key_id: str) -> None:
-    """Record that the key was just used (at most once a minute per key)."""
-    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
+async def touch_key(*, session: AsyncSession, key_id: str) -> bool:
+    """Record that the key was just used, unless another writer did within the resolution (then False).
+
+    Run it in a transaction of its own, never the request's: `security.key_use.KeyUseRecorder` does.
+    """
+    now = utcnow()
+    result = await session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=now)
+    )
+    return rows_affected(result) > 0
