@@ -10,14 +10,27 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from atom.security.models import Role
-from atom.web.pages import home, proposals, signin
+from atom.web.pages import chat, home, llm, proposals, signin, supervision, workflow_runs, workflows
 from atom.web.ui import STATIC_DIR, NavItem, install_templates
 
-PAGE_ROUTERS: tuple[APIRouter, ...] = (signin.router, home.router, proposals.router)
+PAGE_ROUTERS: tuple[APIRouter, ...] = (
+    signin.router,
+    home.router,
+    proposals.router,
+    chat.router,
+    supervision.router,
+    workflows.router,
+    workflow_runs.router,
+    llm.router,
+)
 
 NAV: tuple[NavItem, ...] = (
     NavItem("Home", "/", Role.VIEWER),
     NavItem("Proposals", "/proposals", Role.VIEWER),
+    NavItem("Chat", "/chat", Role.VIEWER),
+    NavItem("Supervision", "/supervision", Role.VIEWER),
+    NavItem("Workflows", "/workflows", Role.VIEWER),
+    NavItem("LLM", "/llm", Role.VIEWER),
 )
 
 
