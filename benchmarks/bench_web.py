@@ -184,10 +184,14 @@ async def subscriber(base: str, cookie: str, run_id: str, delays: list[float], d
 
 
 async def fan_out(base: str, key: str, cookie: str, workflow_id: str, runs: int, subscribers: int) -> None:
-    run_ids = [await asyncio.to_thread(start_run, base, key, workflow_id) for _ in range(runs)]
     delays: list[float] = []
     done: list[str] = []
-    tasks = [asyncio.create_task(subscriber(base, cookie, run_ids[i % runs], delays, done)) for i in range(subscribers)]
+    tasks = []
+    per_run = max(1, subscribers // runs)
+    for _ in range(runs):  # each run's subscribers connect as soon as it exists (its first step waits)
+        run_id = await asyncio.to_thread(start_run, base, key, workflow_id)
+        tasks += [asyncio.create_task(subscriber(base, cookie, run_id, delays, done)) for _ in range(per_run)]
+    subscribers = len(tasks)
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=180)
     every = len(done) == subscribers and all(status == "succeeded" for status in done)
     stats = summary(delays) if delays else {"p50": float("nan"), "p99": float("nan")}
@@ -204,13 +208,14 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=15)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--subscribers", type=int, default=100)
+    parser.add_argument("--hold", type=float, default=10, help="seconds each run waits before its steps")
     args = parser.parse_args()
 
     with bare_server() as bare, httpx.Client() as client:
         floor = summary(sequential_latencies(client, f"{bare}/", args.requests, args.warmup))
     with server() as (base, key), httpx.Client() as client:
         cookie = sign_in(client, base)
-        workflow_id = setup_workflow(base, key, hold_s=3)
+        workflow_id = setup_workflow(base, key, hold_s=args.hold)
         run_id = start_run(base, key, workflow_id)
         wait_runs(base, key, [run_id])
         pages = {"/": "home", f"/workflow-runs/{run_id}": "run page"}
