@@ -11,7 +11,19 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from atom.security.models import Role
-from atom.web.pages import admin, agents, audit, home, proposals, signin
+from atom.web.pages import (
+    admin,
+    agents,
+    audit,
+    chat,
+    home,
+    llm,
+    proposals,
+    signin,
+    supervision,
+    workflow_runs,
+    workflows,
+)
 from atom.web.ui import STATIC_DIR, NavItem, install_templates
 
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
@@ -21,13 +33,22 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     agents.router,
     audit.router,
     admin.router,
+    chat.router,
+    supervision.router,
+    workflows.router,
+    workflow_runs.router,
+    llm.router,
 )
 
 NAV: tuple[NavItem, ...] = (
     NavItem("Home", "/", Role.VIEWER),
     NavItem("Proposals", "/proposals", Role.VIEWER),
+    NavItem("Chat", "/chat", Role.VIEWER),
+    NavItem("Supervision", "/supervision", Role.VIEWER),
+    NavItem("Workflows", "/workflows", Role.VIEWER),
     NavItem("Agents", "/agents", Role.VIEWER),
     NavItem("Audit", "/audit", Role.VIEWER),
+    NavItem("LLM", "/llm", Role.VIEWER),
     NavItem("Admin", "/admin", Role.ADMIN),
 )
 

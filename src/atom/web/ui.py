@@ -159,6 +159,17 @@ FLASHES: dict[str, str] = {
     "key_revoked": "The API key is revoked: it stops working at once.",
     "secret_saved": "Secret stored (encrypted). Its value is never shown.",
     "secret_deleted": "Secret deleted.",
+    "batch_done": "Batch decision recorded: see each result below.",
+    "workflow_saved": "Saved as a new version. Runs in progress keep the version they started with.",
+    "run_started": "The run started.",
+    "run_routed": "The run did not start here: see the proposals and the supervision queue.",
+    "run_cancelled": "Cancel requested: steps not yet run are cancelled.",
+    "run_retried": "Retrying from the failed step.",
+    "step_approved": "Approved: the run continues.",
+    "step_rejected": "Rejected: the run stops at this step.",
+    "provider_added": "Provider added. The next message uses it.",
+    "provider_removed": "Provider removed.",
+    "budget_saved": "Budget saved.",
 }
 
 

@@ -203,7 +203,12 @@ class StepRunner:
         for queued in advance.queued:
             self.wake(queued.run_id)
         bus = get_bus()
-        for topic, payload in advance.events:
+        # Each run touched by this transaction, for live views of a run (the dashboard's timeline).
+        touched = {q.run_id for q in advance.queued} | {str(p["run_id"]) for _, p in advance.events if "run_id" in p}
+        if advance.run is not None:
+            touched.add(advance.run.id)
+        changed = [(machine.RUN_CHANGED, {"run_id": run_id}) for run_id in sorted(touched)]
+        for topic, payload in [*advance.events, *changed]:
             if "run_id" in payload:
                 self.wake(str(payload["run_id"]))
             try:
