@@ -22,7 +22,7 @@ from atom.web.pages.workflows import engine_of
 from atom.web.ui import redirect, render
 from atom.workflows import flows
 from atom.workflows import service as workflows_service
-from atom.workflows.engine import RUN_CANCELLED, RUN_CHANGED, WORKFLOW_COMPLETED
+from atom.workflows.machine import RUN_CANCELLED, RUN_CHANGED, WORKFLOW_COMPLETED
 from atom.workflows.models import RunStatus
 from atom.workflows.presenters import run_detail
 

@@ -21,9 +21,10 @@ from atom.web.auth import OperatorForm, PageRouter, ViewerPage, WebUser
 from atom.web.ui import redirect, render
 from atom.workflows import flows
 from atom.workflows import service as workflows_service
+from atom.workflows.app import current_runner
 from atom.workflows.definition import DefinitionError
 from atom.workflows.presenters import trigger_reads
-from atom.workflows.runner import WorkflowEngine, get_engine
+from atom.workflows.runner import StepRunner
 
 router = PageRouter()
 
@@ -33,9 +34,9 @@ MAX_INPUTS = 65_536
 RECENT_RUNS = 20
 
 
-def engine_of(request: Request) -> WorkflowEngine:
-    engine = getattr(request.app.state, "workflow_engine", None)
-    return engine if isinstance(engine, WorkflowEngine) else get_engine()
+def engine_of(request: Request) -> StepRunner:
+    runner = getattr(request.app.state, "workflow_engine", None)
+    return runner if isinstance(runner, StepRunner) else current_runner()
 
 
 @router.get("/workflows")
