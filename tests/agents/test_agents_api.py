@@ -146,10 +146,10 @@ async def test_promotion_raises_confidence_to_the_new_floor(
     client: httpx.AsyncClient, operator: UserWithKey, make_user: MakeUser
 ) -> None:
     """An agent never sits at a level whose floor is above its confidence."""
-    approver = await make_user(Role.APPROVER)
+    approver, admin = await make_user(Role.APPROVER), await make_user(Role.ADMIN)
     agent = await _create(client, operator)
-    body = {"to_level": "AUTONOMOUS", "reason": "trusted"}
-    promoted = (await client.post(f"/api/agents/{agent['id']}/promote", json=body, headers=approver.headers)).json()
+    body = {"to_level": "AUTONOMOUS", "reason": "trusted", "override": True}  # past the graduation gate
+    promoted = (await client.post(f"/api/agents/{agent['id']}/promote", json=body, headers=admin.headers)).json()
     assert (promoted["maturity_level"], promoted["confidence"]) == ("AUTONOMOUS", 0.9)
     levels = (await client.get(f"/api/agents/{agent['id']}/levels", headers=operator.headers)).json()
     ledger = (await client.get(f"/api/agents/{agent['id']}/confidence", headers=operator.headers)).json()["items"]

@@ -30,7 +30,11 @@ async def _trusted(db: Database, folder: str, path: object) -> None:
 async def _agent(db: Database, settings: Settings, name: str, confidence: float) -> str:
     async with db.session_scope() as session:
         agent = await agents_service.create_agent(
-            session=session, agent_in=AgentCreate(name=name, confidence=confidence), actor=SYSTEM, settings=settings
+            session=session,
+            agent_in=AgentCreate(name=name, confidence=confidence),
+            actor=SYSTEM,
+            settings=settings,
+            may_promote=True,  # the test sets the level as an approver would
         )
         return agent.id
 

@@ -95,7 +95,7 @@ async def test_a_student_agent_is_refused_a_code_skill_and_an_intern_may_run_it(
     await _trust(client, people["approver"], (await _latest(client, people["viewer"]))["content_hash"])
     student = (await client.post("/api/agents", json={"name": "s"}, headers=people["operator"].headers)).json()
     intern = (
-        await client.post("/api/agents", json={"name": "i", "confidence": 0.6}, headers=people["operator"].headers)
+        await client.post("/api/agents", json={"name": "i", "confidence": 0.6}, headers=people["approver"].headers)
     ).json()
     refused = await _run(client, people["operator"], agent_id=student["id"])
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "SKILL_RUN_DENIED"
