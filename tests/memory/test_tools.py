@@ -8,7 +8,7 @@ from sqlalchemy import select
 from atom.config import Settings
 from atom.db.session import Database
 from atom.errors import InvalidInput
-from atom.governance.catalogue import catalogue
+from atom.governance import catalogue as governance_catalogue
 from atom.memory.models import Episode, EpisodeAccessLog
 from atom.memory.runtime import Memory
 from atom.memory.tools import register_memory_tools
@@ -24,7 +24,8 @@ async def _call(registry: ToolRegistry, name: str, **params: object) -> dict[str
 
 
 async def test_memory_tools(settings: Settings, db: Database, memory: Memory) -> None:
-    registry = ToolRegistry()
+    catalogue = governance_catalogue.current()
+    registry = ToolRegistry(catalogue)
     register_memory_tools(registry, db, memory)
     assert {t.name: t.complexity for t in registry.all()} == {
         "memory_forget": 3,

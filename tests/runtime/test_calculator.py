@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from atom.errors import InvalidInput
+from atom.runtime import tools as runtime_tools
 from atom.runtime.builtin_tools import MAX_DEPTH, MAX_RESULT_BITS, evaluate
 from atom.runtime.context import ToolContext, current_tool_context
-from atom.runtime.tools import tools
 from tests.conftest import make_settings
 
 
@@ -80,7 +80,7 @@ def test_depth_limit_is_the_documented_one() -> None:
 
 
 async def test_a_long_expression_is_refused_by_the_tool_schema(tmp_path: Path) -> None:
-    tool = tools.get("calculate")
+    tool = runtime_tools.current().get("calculate")
     assert tool is not None
     token = current_tool_context.set(
         ToolContext(settings=make_settings(tmp_path, None), agent_id="a", execution_id="e", depth=0)

@@ -14,8 +14,9 @@ from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
 from atom.security.models import Role
+from atom.workflows import app as workflows_app
 from atom.workflows import service as workflows_service
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows.runner import StepRunner
 from tests.support.agents import make_agent
 from tests.web.conftest import MakeWebUser, page_csrf, sign_in
 from tests.workflows.conftest import make_workflow, put_secret, wait_run
@@ -42,22 +43,22 @@ steps:
 
 
 @pytest.fixture
-async def wf_engine(app: FastAPI, settings: Settings, db: Database) -> AsyncIterator[WorkflowEngine]:
-    engine = WorkflowEngine(db=db, settings=settings)
-    await engine.start(scheduler=False)
-    app.state.workflow_engine = engine
-    yield engine
-    await engine.stop()
+async def wf_engine(app: FastAPI, settings: Settings, db: Database) -> AsyncIterator[StepRunner]:
+    runner = StepRunner(db=db, settings=settings)
+    started = await workflows_app.start(runner, scheduler=False)
+    app.state.workflow_engine = runner
+    yield runner
+    await workflows_app.stop(started)
 
 
-async def _workflow(db: Database, settings: Settings, engine: WorkflowEngine) -> str:
+async def _workflow(db: Database, settings: Settings, engine: StepRunner) -> str:
     await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="wf-bot")
     await put_secret(db, settings, "portal_hook", "s3cret-value-for-the-portal")
     return (await make_workflow(db, engine, SOURCE)).id
 
 
 async def test_a_viewer_sees_the_definition_graph_and_triggers_but_cannot_save_or_run(
-    client: httpx.AsyncClient, web_user: MakeWebUser, db: Database, settings: Settings, wf_engine: WorkflowEngine
+    client: httpx.AsyncClient, web_user: MakeWebUser, db: Database, settings: Settings, wf_engine: StepRunner
 ) -> None:
     workflow_id = await _workflow(db, settings, wf_engine)
     await sign_in(client, await web_user(Role.VIEWER))
@@ -80,7 +81,7 @@ async def test_a_viewer_sees_the_definition_graph_and_triggers_but_cannot_save_o
 
 
 async def test_saving_a_typo_shows_the_problem_at_its_line_and_keeps_the_text(
-    client: httpx.AsyncClient, web_user: MakeWebUser, db: Database, settings: Settings, wf_engine: WorkflowEngine
+    client: httpx.AsyncClient, web_user: MakeWebUser, db: Database, settings: Settings, wf_engine: StepRunner
 ) -> None:
     workflow_id = await _workflow(db, settings, wf_engine)
     await sign_in(client, await web_user(Role.OPERATOR))
@@ -106,7 +107,7 @@ async def test_saving_a_typo_shows_the_problem_at_its_line_and_keeps_the_text(
 
 
 async def test_run_now_opens_the_runs_timeline(
-    client: httpx.AsyncClient, web_user: MakeWebUser, db: Database, settings: Settings, wf_engine: WorkflowEngine
+    client: httpx.AsyncClient, web_user: MakeWebUser, db: Database, settings: Settings, wf_engine: StepRunner
 ) -> None:
     workflow_id = await _workflow(db, settings, wf_engine)
     await sign_in(client, await web_user(Role.OPERATOR))

@@ -14,7 +14,7 @@ from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
 from atom.security.models import Role
 from atom.workflows.definition import MalformedDefinition, parse
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows.runner import StepRunner
 from atom.workflows.source import MAX_DEPTH, MAX_NODES
 from tests.conftest import MakeUser
 from tests.support.agents import make_agent
@@ -70,7 +70,7 @@ async def test_validate_create_and_update_answer_422(
     case: str,
     settings: Settings,
     db: Database,
-    engine: WorkflowEngine,
+    engine: StepRunner,
     client: httpx.AsyncClient,
     make_user: MakeUser,
 ) -> None:
@@ -94,7 +94,7 @@ async def test_validate_create_and_update_answer_422(
 async def test_a_definition_with_problems_still_validates_to_valid_false(
     settings: Settings,
     db: Database,
-    engine: WorkflowEngine,
+    engine: StepRunner,
     client: httpx.AsyncClient,
     make_user: MakeUser,
 ) -> None:

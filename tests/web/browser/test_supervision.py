@@ -13,7 +13,8 @@ from pydantic import BaseModel
 from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
-from atom.runtime.tools import Tool, tools
+from atom.runtime import tools as runtime_tools
+from atom.runtime.tools import Tool
 from atom.security.models import Role
 from atom.training import interceptor, supervision
 from atom.training.plan import Plan, PlanStep
@@ -35,9 +36,11 @@ def gate() -> Iterator[asyncio.Semaphore]:
         await released.acquire()
         return {"written": params.text}
 
-    tools.register(Tool("test_web_held_note", 3, "test: a note, held until the test lets go", NoteParams, held_note))
+    runtime_tools.current().register(
+        Tool("test_web_held_note", 3, "test: a note, held until the test lets go", NoteParams, held_note)
+    )
     yield released
-    tools.unregister("test_web_held_note")
+    runtime_tools.current().unregister("test_web_held_note")
 
 
 async def test_pause_correct_resume_and_terminate_a_supervised_run(

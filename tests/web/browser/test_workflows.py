@@ -13,8 +13,9 @@ from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
 from atom.security.models import Role
+from atom.workflows import app as workflows_app
 from atom.workflows import flows
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows.runner import StepRunner
 from tests.support.agents import make_agent
 from tests.web.browser.conftest import PageAs, check_a11y, csp_violations, shot
 from tests.workflows.conftest import make_workflow, start, wait_run, wait_step
@@ -37,16 +38,16 @@ steps:
 
 
 @pytest.fixture
-async def wf_engine(app: FastAPI, settings: Settings, db: Database) -> AsyncIterator[WorkflowEngine]:
-    engine = WorkflowEngine(db=db, settings=settings)
-    await engine.start(scheduler=False)
-    app.state.workflow_engine = engine
-    yield engine
-    await engine.stop()
+async def wf_engine(app: FastAPI, settings: Settings, db: Database) -> AsyncIterator[StepRunner]:
+    runner = StepRunner(db=db, settings=settings)
+    started = await workflows_app.start(runner, scheduler=False)
+    app.state.workflow_engine = runner
+    yield runner
+    await workflows_app.stop(started)
 
 
 async def test_a_typo_is_shown_at_its_line_while_typing(
-    page_as: PageAs, db: Database, settings: Settings, wf_engine: WorkflowEngine
+    page_as: PageAs, db: Database, settings: Settings, wf_engine: StepRunner
 ) -> None:
     await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="wf-bot")
     workflow = await make_workflow(db, wf_engine, SOURCE.format(name="pay-quote"))
@@ -70,7 +71,7 @@ async def test_a_typo_is_shown_at_its_line_while_typing(
 
 
 async def test_a_runs_timeline_updates_live_and_approve_continues_it(
-    page_as: PageAs, db: Database, settings: Settings, wf_engine: WorkflowEngine, live_url: str
+    page_as: PageAs, db: Database, settings: Settings, wf_engine: StepRunner, live_url: str
 ) -> None:
     await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="wf-bot")
     first = await make_workflow(db, wf_engine, SOURCE.format(name="pay-live"))

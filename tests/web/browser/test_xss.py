@@ -17,7 +17,8 @@ from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
 from atom.security.models import Role
-from atom.workflows.runner import WorkflowEngine
+from atom.workflows import app as workflows_app
+from atom.workflows.runner import StepRunner
 from tests.chat.conftest import WatchedOpenAIServer, chat_app, llm_server
 from tests.support.agents import make_agent
 from tests.support.llm_servers import text_reply
@@ -37,12 +38,12 @@ ALL = " ".join(PAYLOADS)
 
 
 @pytest.fixture
-async def wf_engine(app: FastAPI, settings: Settings, db: Database) -> AsyncIterator[WorkflowEngine]:
-    engine = WorkflowEngine(db=db, settings=settings)
-    await engine.start(scheduler=False)
-    app.state.workflow_engine = engine
-    yield engine
-    await engine.stop()
+async def wf_engine(app: FastAPI, settings: Settings, db: Database) -> AsyncIterator[StepRunner]:
+    runner = StepRunner(db=db, settings=settings)
+    started = await workflows_app.start(runner, scheduler=False)
+    app.state.workflow_engine = runner
+    yield runner
+    await workflows_app.stop(started)
 
 
 async def _clean(page: Any) -> None:
@@ -56,7 +57,7 @@ async def _clean(page: Any) -> None:
 
 async def test_payloads_never_execute_on_chat_workflow_run_and_supervision_pages(
     chat_app: Any, page_as: PageAs, llm_server: WatchedOpenAIServer, db: Database, settings: Settings,
-    wf_engine: WorkflowEngine, live_url: str,
+    wf_engine: StepRunner, live_url: str,
 ) -> None:  # fmt: skip
     agent = await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="xss-agent")
     async with db.session_scope() as s:  # the API refuses such names; a row from elsewhere must still be safe
