@@ -30,6 +30,13 @@ def test_query_values_headers_and_key_shapes_are_scrubbed() -> None:
 def test_every_logger_goes_through_the_scrubber(tmp_path: Path) -> None:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
+    # Earlier tests (live servers) leave library loggers at their own levels; this test is about the path
+    # a record takes once it is emitted, so those two emit at INFO and propagate to the root here.
+    libraries = [logging.getLogger(name) for name in ("uvicorn.error", "websockets.server")]
+    saved_libraries = [(lg.level, lg.propagate, lg.disabled) for lg in libraries]
+    for lg in libraries:
+        lg.setLevel(logging.INFO)
+        lg.propagate, lg.disabled = True, False
     configure_logging(make_settings(tmp_path, None, log_format="json"))
     stream = io.StringIO()
     handler = root.handlers[0]
@@ -41,6 +48,9 @@ def test_every_logger_goes_through_the_scrubber(tmp_path: Path) -> None:
         get_logger("atom.test").info("request", url=f"/api/me?key={KEY}")
     finally:
         root.handlers[:], root.level = saved[0], saved[1]
+        for lg, (level, propagate, disabled) in zip(libraries, saved_libraries, strict=True):
+            lg.setLevel(level)
+            lg.propagate, lg.disabled = propagate, disabled
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert len(lines) == 3
     assert KEY not in stream.getvalue()

@@ -37,9 +37,10 @@ async def test_list_and_agent_page_with_its_confidence_chart(
     page = await client.get(f"/agents/{agent.id}")
     assert page.status_code == 200
     points = re.search(r'<polyline points="([^"]+)"', page.text)
-    assert points is not None and len(points.group(1).split()) == 4  # the start and three ledger rows
+    # the start (0.3), its creation above STUDENT (a promotion to 0.6), then three ledger rows
+    assert points is not None and len(points.group(1).split()) == 5
     ys = [float(p.split(",")[1]) for p in points.group(1).split()]
-    assert ys[1] < ys[0] and ys[2] > ys[1] and ys[3] < ys[2]  # up, down, up (SVG y grows downwards)
+    assert ys[1] < ys[0] and ys[2] < ys[1] and ys[3] > ys[2] and ys[4] < ys[3]  # SVG y grows downwards
     assert "Pause" not in page.text and "Promote" not in page.text  # a viewer only sees
     assert (await client.get("/agents/00000000-0000-7000-8000-000000000000")).status_code == 404
 
@@ -67,11 +68,13 @@ async def test_operator_pauses_but_only_an_approver_promotes(
     empty = await client.post(f"/agents/{agent.id}/promote", data={"csrf_token": csrf, "to_level": "SUPERVISED"})
     assert empty.status_code == 422 and 'id="e-promote_reason"' in empty.text
     assert '<option value="SUPERVISED" selected>' in empty.text  # the choice is kept
-    done = await client.post(
+    gated = await client.post(
         f"/agents/{agent.id}/promote", data={"csrf_token": csrf, "to_level": "SUPERVISED", "reason": "ready"}
     )
-    assert done.status_code == 303
+    # graduation gate (docs/graduation.md): no episodes and no exam yet, said beside the field
+    assert gated.status_code == 422 and "is not ready for SUPERVISED" in gated.text
     async with db.session_scope() as s:
-        assert (await agents_service.get_agent(session=s, agent_id=agent.id)).maturity_level == "SUPERVISED"
+        assert (await agents_service.get_agent(session=s, agent_id=agent.id)).maturity_level == "INTERN"
     page = await client.get(f"/agents/{agent.id}")
-    assert "promotion INTERN → SUPERVISED" in page.text
+    assert "promotion STUDENT → INTERN" in page.text  # its creation above STUDENT, by an approver
+    assert "INTERN → SUPERVISED" not in page.text

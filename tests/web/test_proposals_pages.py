@@ -63,7 +63,7 @@ async def test_an_approver_approves_exactly_the_plan_shown(
     no_csrf = await client.post(f"/proposals/{proposal_id}/approve", data={"plan_hash": shown.group(1)})
     assert no_csrf.status_code == 403 and "security token" in no_csrf.text
     stale = await client.post(f"/proposals/{proposal_id}/approve", data={"csrf_token": csrf, "plan_hash": "0" * 64})
-    assert stale.status_code == 409 and "plan changed" in stale.text
+    assert stale.status_code == 409 and "not the one you saw" in stale.text
     assert await _status(db, proposal_id) == "pending"
 
     done = await client.post(
@@ -140,7 +140,7 @@ async def test_batch_decides_each_ticked_proposal_with_its_own_hash(
     )
     assert response.status_code == 200
     assert await _status(db, first) == "executed" and await _status(db, second) == "pending"
-    assert "plan changed" in response.text
+    assert "not the one you saw" in response.text
     no_reason = await client.post("/proposals/batch", data={"csrf_token": csrf, "ids": second, "decision": "reject"})
     assert no_reason.status_code == 422 and "Rejecting needs a reason." in no_reason.text
 
