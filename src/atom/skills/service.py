@@ -175,6 +175,17 @@ async def import_bundles(
     *, session: AsyncSession, bundles: list[SkillBundle], actor: audit.Actor, update: bool = False
 ) -> list[ImportOutcome]:
     """Each bundle in its own savepoint: one bad skill is reported and leaves nothing behind."""
+    # The import is audited first, before any read: that write makes this transaction a writer at once.
+    # On SQLite a savepoint would otherwise open a deferred transaction whose reads pin a snapshot, and a
+    # write another connection commits meanwhile (an API key's last-use record) fails the upgrade at once.
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="skill.import",
+        resource_type="skill",
+        decision="started",
+        details={"bundles": len(bundles), "update": update},
+    )
     outcomes: list[ImportOutcome] = []
     for bundle in bundles:
         name = bundle.parsed.name
