@@ -18,6 +18,7 @@ from atom.config import Settings
 from atom.db.session import Database
 from atom.memory import lifecycle, retrieval, service
 from atom.memory.runtime import Memory, build
+from atom.memory.schemas import SearchMode
 
 app = typer.Typer(help="Episodic memory: episodes, search, export, forget, maintenance.", no_args_is_help=True)
 CLI_ACTOR = "cli"
@@ -84,7 +85,7 @@ def show(episode_id: str, reason: str = typer.Option("shown in the CLI", help="K
 def search(
     agent: str,
     query: str,
-    mode: str = typer.Option("semantic", help="semantic, contextual or temporal."),
+    mode: SearchMode = typer.Option(SearchMode.SEMANTIC, help="semantic, contextual or temporal."),
     days: int | None = typer.Option(None, help="Time window (temporal: 1, 7, 30 or 90)."),
     limit: int = typer.Option(5, min=1, max=50),
     reason: str = typer.Option("searched in the CLI", help="Kept in the access log."),
@@ -95,22 +96,17 @@ def search(
     async def body() -> None:
         async with _memory(settings) as (db, memory), db.session_scope() as s:
             agent_id = await service.require_agent(session=s, agent_ref=agent)
-            common = {
-                "session": s,
-                "memory": memory,
-                "agent_id": agent_id,
-                "limit": limit,
-                "actor": CLI_ACTOR,
-                "reason": reason,
-            }
-            if mode == "temporal":
-                found = await retrieval.temporal(days=days or 7, **common)  # type: ignore[arg-type]
-            elif mode == "contextual":
-                found = await retrieval.contextual(query=query, **common)  # type: ignore[arg-type]
-            elif mode == "semantic":
-                found = await retrieval.semantic(query=query, days=days, **common)  # type: ignore[arg-type]
-            else:
-                raise typer.BadParameter("mode must be semantic, contextual or temporal")
+            found = await retrieval.search(
+                session=s,
+                memory=memory,
+                agent_id=agent_id,
+                mode=mode,
+                query=query,
+                days=days,
+                limit=limit,
+                actor=CLI_ACTOR,
+                reason=reason,
+            )
         table = id_table("id", "score", "why", "title")
         for r in found:
             why = ", ".join(f"{k}={v:.3f}" for k, v in r.why.items())

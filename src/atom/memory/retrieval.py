@@ -26,6 +26,7 @@ from atom.memory import service
 from atom.memory.embedding import Vectors
 from atom.memory.models import Episode, EpisodeSegment, EpisodeStatus
 from atom.memory.runtime import Memory
+from atom.memory.schemas import SearchMode
 from atom.security.principal import Principal
 
 TEMPORAL_WINDOWS = (1, 7, 30, 90)
@@ -238,3 +239,33 @@ async def sequential(
     found = Recall(episode, 1.0, why, parts)
     await _log(session, actor, episode.agent_id, "sequential", episode_id, reason, [found])
     return found
+
+
+async def search(
+    *,
+    session: AsyncSession,
+    memory: Memory,
+    agent_id: str,
+    mode: SearchMode,
+    query: str,
+    days: int | None,
+    limit: int,
+    actor: str,
+    reason: str,
+    reader: Principal | None = None,
+) -> list[Recall]:
+    """One of the retrieval modes by name (the API's and the CLI's search); temporal defaults to 7 days."""
+    if mode is SearchMode.TEMPORAL:
+        return await temporal(
+            session=session, memory=memory, agent_id=agent_id, days=days or 7, limit=limit, actor=actor,
+            reason=reason, reader=reader,
+        )  # fmt: skip
+    if mode is SearchMode.CONTEXTUAL:
+        return await contextual(
+            session=session, memory=memory, agent_id=agent_id, query=query, limit=limit, actor=actor,
+            reason=reason, reader=reader,
+        )  # fmt: skip
+    return await semantic(
+        session=session, memory=memory, agent_id=agent_id, query=query, limit=limit, actor=actor, reason=reason,
+        days=days, reader=reader,
+    )  # fmt: skip

@@ -35,7 +35,6 @@ from atom.memory.schemas import (
     ReembedIn,
     RememberIn,
     SearchIn,
-    SearchMode,
     SearchResult,
     SegmentRead,
 )
@@ -105,21 +104,18 @@ async def show_episode(
 async def search(body: SearchIn, principal: ViewerDep, session: SessionDep, request: Request) -> SearchResult:
     memory = memory_of(request.app.state)
     agent_id = await service.require_agent(session=session, agent_ref=body.agent)
-    common = {
-        "session": session,
-        "memory": memory,
-        "agent_id": agent_id,
-        "limit": body.limit,
-        "actor": f"user:{principal.user_id}",
-        "reason": body.reason or "searched",
-        "reader": principal,
-    }
-    if body.mode is SearchMode.TEMPORAL:
-        found = await retrieval.temporal(days=body.days or 7, **common)  # type: ignore[arg-type]
-    elif body.mode is SearchMode.CONTEXTUAL:
-        found = await retrieval.contextual(query=body.query, **common)  # type: ignore[arg-type]
-    else:
-        found = await retrieval.semantic(query=body.query, days=body.days, **common)  # type: ignore[arg-type]
+    found = await retrieval.search(
+        session=session,
+        memory=memory,
+        agent_id=agent_id,
+        mode=body.mode,
+        query=body.query,
+        days=body.days,
+        limit=body.limit,
+        actor=f"user:{principal.user_id}",
+        reason=body.reason or "searched",
+        reader=principal,
+    )
     return SearchResult(mode=body.mode, items=[_recall(r) for r in found])
 
 
