@@ -143,12 +143,8 @@ def read(settings: Settings, source: Path | None = None) -> CheckpointFile:
 def write(settings: Settings, *, seq: int, row_hash: str) -> Checkpoint:
     """Append a signed checkpoint of row `seq` (unless the file's last one already says the same)."""
     key = _key(settings)
-    content = {
-        "seq": seq,
-        "hash": row_hash,
-        "created_at": utcnow().isoformat(),
-        "database": database_fingerprint(settings),
-    }
+    created_at, database = utcnow().isoformat(), database_fingerprint(settings)
+    content: dict[str, Any] = {"seq": seq, "hash": row_hash, "created_at": created_at, "database": database}
     target = path(settings)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
@@ -158,12 +154,14 @@ def write(settings: Settings, *, seq: int, row_hash: str) -> Checkpoint:
         with os.fdopen(os.dup(fd), "r", encoding="utf-8", errors="replace") as reader:
             previous = [line for line in reader.read().splitlines() if line.strip()]
         last = _parse(previous[-1], len(previous), key) if previous else None
-        if last is not None and (last.seq, last.hash, last.database) == (seq, row_hash, content["database"]):
+        if last is not None and (last.seq, last.hash, last.database) == (seq, row_hash, database):
             return last
-        line = json.dumps({**content, "mac": _mac(key, content)}, sort_keys=True, separators=(",", ":"))
-        os.write(fd, (line + "\n").encode())
+        mac = _mac(key, content)
+        os.write(fd, (json.dumps({**content, "mac": mac}, sort_keys=True, separators=(",", ":")) + "\n").encode())
         os.fsync(fd)
-        return Checkpoint(mac=_mac(key, content), line=len(previous) + 1, **content)  # type: ignore[arg-type]
+        return Checkpoint(
+            seq=seq, hash=row_hash, created_at=created_at, database=database, mac=mac, line=len(previous) + 1
+        )
     finally:
         os.close(fd)
 

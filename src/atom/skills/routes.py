@@ -18,7 +18,7 @@ from atom.deps import (
 from atom.errors import Forbidden, InvalidInput
 from atom.pagination import Page
 from atom.skills import bundle, runs, service
-from atom.skills.models import Skill, SkillState
+from atom.skills.models import Skill, SkillState, SkillVersion
 from atom.skills.schemas import (
     AgentSkillsRead,
     BanRequest,
@@ -52,11 +52,11 @@ async def _skill_read(session: SessionDep, skill: Skill) -> SkillRead:
     return _with_latest(skill, latest)
 
 
-def _with_latest(skill: Skill, latest: object | None) -> SkillRead:
+def _with_latest(skill: Skill, latest: SkillVersion | None) -> SkillRead:
     read = SkillRead.model_validate(skill)
     if latest is not None:
         read.latest = VersionSummary.model_validate(latest)
-        read.findings = service.summary(latest)  # type: ignore[arg-type]
+        read.findings = service.summary(latest)
     read.update_pending = skill.latest_version_id != skill.active_version_id and skill.active_version_id is not None
     return read
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -328,7 +327,7 @@ async def active_skills(*, session: AsyncSession) -> list[tuple[Skill, SkillVers
     return [(s, v) for s, v in (await session.execute(stmt)).all()]
 
 
-def summary(version: SkillVersion) -> dict[str, Any]:
+def summary(version: SkillVersion) -> dict[str, int]:
     counts: dict[str, int] = {}
     for finding in version.findings:
         counts[str(finding.get("severity"))] = counts.get(str(finding.get("severity")), 0) + 1
