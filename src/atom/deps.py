@@ -14,10 +14,10 @@ from atom.db.session import Database
 from atom.errors import Forbidden, Unauthorized
 from atom.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
 from atom.security import service as security_service
+from atom.security import sessions as web_sessions
 from atom.security.key_use import KeyUseRecorder
 from atom.security.models import Role
 from atom.security.principal import Principal
-from atom.web import sessions as web_sessions
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <api key>`")
 _header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Or `X-API-Key: <api key>`")

@@ -11,9 +11,8 @@ from sqlalchemy import select, update
 from atom.audit.models import AuditEvent
 from atom.db.base import utcnow
 from atom.db.session import Database
-from atom.security.models import Role
-from atom.web.models import WebSession
-from atom.web.sessions import SESSION_COOKIE, hash_token
+from atom.security.models import Role, WebSession
+from atom.security.sessions import SESSION_COOKIE, hash_token
 from tests.conftest import MakeUser
 from tests.web.conftest import MakeWebUser, csrf_of, page_csrf, sign_in
 

@@ -14,9 +14,9 @@ from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
 from atom.security.models import Role
+from atom.security.sessions import SESSION_COOKIE
 from atom.training import interceptor
 from atom.training.plan import Plan, PlanStep
-from atom.web.sessions import SESSION_COOKIE
 from tests.support.agents import make_agent
 from tests.support.live_server import serving
 from tests.web.conftest import MakeWebUser, WebUserInfo, sign_in

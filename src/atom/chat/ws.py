@@ -24,8 +24,8 @@ from atom.chat.schemas import MAX_INPUT
 from atom.config import Settings
 from atom.db.session import Database
 from atom.errors import AtomError, InvalidInput
+from atom.security import sessions as web_sessions
 from atom.security.models import Role
-from atom.web import sessions as web_sessions
 
 router = APIRouter()
 

@@ -10,9 +10,9 @@ from rich.table import Table
 from atom.audit import service as audit
 from atom.cli.common import console, id_table, load_settings, run, session_scope
 from atom.security import passwords, service
+from atom.security import sessions as web_sessions
 from atom.security.models import Role
 from atom.security.schemas import UserCreate, UserUpdate
-from atom.web import sessions as web_sessions
 
 app = typer.Typer(help="People and their roles (viewer < operator < approver < admin).", no_args_is_help=True)
 CLI = {"via": "cli"}

@@ -19,7 +19,6 @@ MODEL_MODULES = (
     "atom.memory.models",
     "atom.feedback.models",
     "atom.graduation.models",
-    "atom.web.models",
     "atom.skills.models",
 )
 

@@ -19,10 +19,10 @@ from atom.config import Settings
 from atom.db.session import Database
 from atom.errors import AtomError
 from atom.events.bus import get_bus
+from atom.security import sessions as web_sessions
 from atom.security.models import Role
 from atom.training import supervision
 from atom.training.schemas import CommandRequest
-from atom.web import sessions as web_sessions
 
 router = APIRouter()
 

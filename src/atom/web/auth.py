@@ -26,9 +26,9 @@ from atom.config import CookieSecure, Settings
 from atom.deps import SessionDep
 from atom.errors import AtomError, Forbidden
 from atom.observability.logging import get_logger
+from atom.security import sessions as web_sessions
 from atom.security.models import Role
 from atom.security.principal import Principal
-from atom.web import sessions as web_sessions
 from atom.web.ui import error_page, redirect, sign_in_location
 
 log = get_logger("atom.web")

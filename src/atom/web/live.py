@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.db.session import Database
 from atom.events.bus import get_bus
-from atom.web import sessions as web_sessions
+from atom.security import sessions as web_sessions
 from atom.web.ui import secure_headers
 
 COALESCE_S = 0.2

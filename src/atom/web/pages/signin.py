@@ -6,7 +6,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from atom.deps import DatabaseDep
-from atom.web import sessions as web_sessions
+from atom.security import sessions as web_sessions
 from atom.web.auth import (
     LOGIN_CSRF_COOKIE,
     OptionalUserDep,

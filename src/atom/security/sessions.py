@@ -26,9 +26,8 @@ from atom.db.base import utcnow
 from atom.errors import Forbidden, Unauthorized
 from atom.security import credentials
 from atom.security import service as security_service
-from atom.security.models import Role, User
+from atom.security.models import LoginAttempt, Role, User, WebSession
 from atom.security.principal import Principal
-from atom.web.models import LoginAttempt, WebSession
 
 SESSION_COOKIE = "atom_session"
 CSRF_HEADER = "x-csrf-token"
