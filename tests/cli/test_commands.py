@@ -50,6 +50,14 @@ def test_init_creates_admin_once_and_prints_key(env: dict[str, str]) -> None:
     assert code == 0 and "Users already exist" in out and "atom_" not in out
 
 
+def test_init_makes_the_data_directory_owner_only(env: dict[str, str]) -> None:
+    data = Path(env["ATOM_DATA_DIR"])
+    data.chmod(0o755)  # as a default umask leaves a directory made by hand
+    code, out = invoke(env, "init")
+    assert code == 0, out
+    assert data.stat().st_mode & 0o777 == 0o700
+
+
 async def test_users_keys_and_revocation(env: dict[str, str], app: FastAPI) -> None:
     assert (await ainvoke(env, "init"))[0] == 0
     code, out = await ainvoke(env, "users", "create", "dora", "--role", "operator")

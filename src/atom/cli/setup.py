@@ -7,6 +7,7 @@ import typer
 from atom.audit import service as audit
 from atom.cli.common import console, load_settings, open_database, run
 from atom.db import migrate
+from atom.process import private_dir
 from atom.security import service as security
 from atom.security.models import Role
 from atom.security.schemas import UserCreate
@@ -19,7 +20,7 @@ def init(
 ) -> None:
     """Create the data directory, migrate the database, create the first admin and print its API key."""
     settings = load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)  # 0700: the database, key and logs are nobody else's
     if settings.secret_key is None:
         ensure_key_file(settings.key_file)
 

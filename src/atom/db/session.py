@@ -53,7 +53,7 @@ def build_engine(settings: Settings, *, pre_ping: bool = True) -> AsyncEngine:
     url = settings.resolved_database_url
     kwargs: dict[str, Any] = {"echo": settings.db_echo}
     if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only, like serve makes it
         kwargs["connect_args"] = {"timeout": 10}
         # Every transaction ends with a commit or a rollback (a Connection closed inside one rolls it back),
         # so the pool's own rollback on return is redundant: with aiosqlite it costs a thread round trip.
