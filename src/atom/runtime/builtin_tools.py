@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field
 
+from atom import arithmetic
 from atom.errors import InvalidInput
 from atom.runtime import http_tool
 from atom.runtime.context import current_tool_context
@@ -20,7 +21,7 @@ from atom.runtime.tools import Tool, ToolRegistry
 MAX_EXPRESSION = 500
 MAX_DEPTH = 100
 # 10**1000 has 3,322 bits; the limit leaves room for that and keeps every step (and the decimal text) cheap.
-MAX_RESULT_BITS = 4096
+MAX_RESULT_BITS = arithmetic.MAX_RESULT_BITS
 
 
 class TimeParams(BaseModel):
@@ -65,25 +66,11 @@ def _too_large(bits: int) -> InvalidInput:
 
 
 def _check_size(op: ast.operator, left: float | int, right: float | int) -> None:
-    """Refuse, before computing it, an integer result larger than MAX_RESULT_BITS.
-
-    Only `*` and `**` can grow an integer faster than its operands (the others stay within one
-    bit of the larger operand), and the size of their result is known from the operands' sizes.
-    Floats cannot grow: they overflow, which is refused where it is raised.
-    """
-    if not (isinstance(left, int) and isinstance(right, int)):
-        return
-    if isinstance(op, ast.Mult):
-        bits = left.bit_length() + right.bit_length()
-    elif isinstance(op, ast.Pow):
-        if right < 0 or abs(left) <= 1:
-            return  # a float, or 0 / 1 / -1 whatever the exponent
-        if right > MAX_RESULT_BITS:  # |left| >= 2, so the result has more than `right` bits
-            raise _too_large(right)
-        bits = (left.bit_length() - 1) * right + 1
-    else:
-        return
-    if bits > MAX_RESULT_BITS:
+    """Refuse, before computing it, an integer result larger than MAX_RESULT_BITS (floats overflow instead,
+    which is refused where it is raised)."""
+    symbol = "*" if isinstance(op, ast.Mult) else "**" if isinstance(op, ast.Pow) else ""
+    bits = arithmetic.oversized_bits(symbol, left, right, MAX_RESULT_BITS)
+    if bits is not None:
         raise _too_large(bits)
 
 

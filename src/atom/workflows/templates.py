@@ -20,6 +20,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
+from atom import arithmetic
 from atom.errors import InvalidInput
 
 CONTEXT_NAMES = frozenset({"inputs", "trigger", "steps", "run", "failure"})
@@ -39,6 +40,8 @@ class _Sandbox(SandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name in self.intercepted_binops and arithmetic.oversized_bits(operator_name, left, right):
+            raise SecurityError(f"the result would pass {arithmetic.MAX_RESULT_BITS} bits")
         if operator_name == "*":
             for seq, count in ((left, right), (right, left)):
                 if isinstance(seq, str | list | tuple) and isinstance(count, int) and len(seq) * count > MAX_REPEAT:
