@@ -10,8 +10,8 @@
    newest timestamp in it (the step or run change it reports).
 
 Targets: HTML P50 <= 20 ms server time, full page <= 300 ms, P99 event delay <= 100 ms. Note: the
-live stream coalesces bursts for `atom.web.live.COALESCE_S` (0.2 s) before recomputing, so the event
-delay includes that pause by design.
+live stream recomputes at most once per `atom.web.live.COALESCE_S` (0.2 s): a change after a quiet spell is
+sent at once, changes in a burst wait for the next recomputation (up to that long).
 """
 
 from __future__ import annotations

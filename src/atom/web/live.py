@@ -63,6 +63,7 @@ def watch(request: Request, topics: tuple[str, ...], compute: Compute) -> Stream
                 ends = time.monotonic() + MAX_STREAM_S
                 while time.monotonic() < ends:
                     changed.clear()
+                    computed_at = time.monotonic()
                     async with db.session_scope() as session:
                         try:
                             await web_sessions.resolve(session=session, token=token, settings=settings)
@@ -78,7 +79,9 @@ def watch(request: Request, topics: tuple[str, ...], compute: Compute) -> Stream
                         await asyncio.wait_for(changed.wait(), timeout=settings.web_live_recheck_s)
                     if not changed.is_set():
                         yield b": keep-alive\n\n"
-                    await asyncio.sleep(COALESCE_S)
+                    # A change after a quiet spell is sent at once; a burst is coalesced into at most
+                    # one recomputation per COALESCE_S.
+                    await asyncio.sleep(max(0.0, COALESCE_S - (time.monotonic() - computed_at)))
                     if await request.is_disconnected():
                         return
             finally:
