@@ -12,6 +12,7 @@ Domain factories live in `tests/support/`.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ from atom.registries import Registries, build_registries
 from atom.registries import install as install_registries
 from atom.security import service as security
 from atom.security.models import Role
+
+# The CLI's rich console reads the width once, when it is first imported, and tests run in parallel
+# worker processes without a terminal: a fixed wide width keeps table cells whole in every test.
+os.environ.setdefault("COLUMNS", "200")
 from atom.security.schemas import UserCreate
 from tests.support import databases
 

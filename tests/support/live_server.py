@@ -13,10 +13,14 @@ from fastapi import FastAPI
 
 
 @contextlib.asynccontextmanager
-async def serving(app: FastAPI, *, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[str]:
-    """Yield `127.0.0.1:<port>` while the app serves. The socket is bound first, so no port race."""
+async def serving(app: FastAPI, *, lifespan: Literal["on", "off"] = "off", port: int = 0) -> AsyncIterator[str]:
+    """Yield `127.0.0.1:<port>` while the app serves. The socket is bound first, so no port race.
+
+    `port` 0 picks a free one; pass the port of an earlier `serving` to restart a server where pages
+    already point."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan=lifespan, timeout_graceful_shutdown=2))
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -6,17 +6,22 @@ in the console, and saved as a screenshot under .artifacts/web/.
 
 from __future__ import annotations
 
+import socket
+from typing import Any
+
 from atom.agents import service as agents_service
 from atom.agents.schemas import AgentUpdate
 from atom.audit import service as audit
 from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
+from atom.main import create_app
 from atom.security.models import Role
 from atom.training import proposals
 from tests.support.agents import make_agent
+from tests.support.live_server import serving
 from tests.web.browser.conftest import PageAs, check_a11y, csp_violations, shot
-from tests.web.conftest import pending_proposal
+from tests.web.conftest import MakeWebUser, pending_proposal
 
 
 async def test_sign_in_live_home_and_sign_out(page_as: PageAs, db: Database, settings: Settings, live_url: str) -> None:
@@ -151,3 +156,29 @@ async def test_every_page_is_accessible_and_no_payload_executes(
     await check_a11y(page)
     assert dialogs == []
     assert csp_violations(view.console) == []
+
+
+async def test_live_counts_reconnect_and_catch_up_after_a_server_restart(
+    browser: Any, settings: Settings, db: Database, web_user: MakeWebUser
+) -> None:
+    user = await web_user(Role.VIEWER)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with serving(create_app(settings, db=db, configure_logs=False), port=port) as address:
+        context = await browser.new_context(base_url=f"http://{address}")
+        page = await context.new_page()
+        await page.goto("/signin")
+        await page.get_by_label("Username").fill(user.username)
+        await page.get_by_label("Password").fill(user.password)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.locator('[data-live-state="live"]').wait_for()
+    await page.locator('[data-live-state="reconnecting"]').wait_for()  # the page noticed the server left
+
+    await pending_proposal(db, settings)  # a change while nothing serves: no event reaches any page
+    async with serving(create_app(settings, db=db, configure_logs=False), port=port):
+        await page.wait_for_function(
+            "() => document.querySelector('[data-count=\"pending_proposals\"]').textContent === '1'"
+        )
+        await page.locator('[data-live-state="live"]').wait_for()
+    await context.close()

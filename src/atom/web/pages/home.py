@@ -29,4 +29,4 @@ async def _counts(session: AsyncSession) -> dict[str, Any]:
 @router.get("/live/home")
 async def home_events(request: Request, user: ViewerPage) -> Response:
     """The Home counts as server-sent events, sent again whenever they change."""
-    return live.watch(request, dashboard.TOPICS, _counts)
+    return live.watch(request, "home", dashboard.TOPICS, _counts)

@@ -95,7 +95,10 @@ async def run_events(request: Request, run_id: IdPath, user: ViewerPage, session
     async def compute(s: AsyncSession) -> dict[str, Any]:
         return await run_state(s, run_id)
 
-    return live.watch(request, TOPICS, compute)
+    def about_this_run(payload: dict[str, Any]) -> bool:
+        return payload.get("run_id") == run_id
+
+    return live.watch(request, f"workflow-run:{run_id}", TOPICS, compute, about_this_run)
 
 
 @router.post("/workflow-runs/{run_id}/cancel")
