@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
 from atom.agents import service as agents_service
 from atom.agents.schemas import AgentCreate
 from atom.audit import service as audit
 from atom.config import Settings
 from atom.db.session import Database
+from atom.errors import Conflict, InvalidInput, NotFound
 from atom.governance import catalogue as governance_catalogue
 from atom.governance.policy import GovernanceContext
 from atom.runtime.context import ToolContext, current_tool_context
 from atom.runtime.tools import ToolRegistry
 from atom.skills import bundle, runs, service
+from atom.skills import tools as skill_tools
 from atom.skills.sandbox import Sandbox
 from atom.skills.tools import register_skill_tools
 from tests.skills.corpus import DATA, corpus_dir
@@ -85,3 +92,96 @@ async def test_code_skills_register_as_governed_tools_and_run_in_the_sandbox(db:
             session=session, filters=audit.AuditFilter(action="skill.run"), limit=10, cursor=None
         )
     assert [(e.decision, e.actor_id) for e in events] == [("completed", intern)]
+
+
+async def _for_run(db: Database, agent_id: str, offers: Any = lambda tool: True) -> skill_tools.RunSkills:
+    base = ToolRegistry(governance_catalogue.current())
+    async with db.session_scope() as session:
+        return await skill_tools.for_run(session=session, db=db, base=base, agent_id=agent_id, offers=offers)
+
+
+async def _call(tool: Any, settings: Settings, agent_id: str, **params: object) -> dict[str, Any]:
+    token = current_tool_context.set(ToolContext(settings=settings, agent_id=agent_id, execution_id="e1", depth=0))
+    try:
+        result: dict[str, Any] = await tool.handler(tool.validate(params))
+        return result
+    finally:
+        current_tool_context.reset(token)
+
+
+async def test_read_skill_pages_long_instructions_and_reads_bundled_files(db: Database, settings: Settings) -> None:
+    body = "".join(f"step {n}: do the thing carefully.\n" for n in range(1000))  # ~32k characters
+    md = f"---\nname: long-guide\ndescription: A long guide.\n---\n{body}"
+    members = {"SKILL.md": md.encode(), "references/faq.md": b"Q: why?\nA: because.\n"}
+    async with db.session_scope() as session:
+        found = bundle.build_bundle("long-guide", members, "test")
+        skill, version, _ = await service.import_bundle(session=session, bundle=found, actor=SYSTEM)
+        await service.trust(session=session, ref=skill.name, content_hash_seen=version.content_hash, actor=SYSTEM)
+    agent = await _agent(db, settings, "reader", 0.3)
+    read = (await _for_run(db, agent)).tools.get("read_skill")
+    assert read is not None
+    pages, offset = [], 0
+    while offset is not None:
+        page = await _call(read, settings, agent, name="long-guide", offset=offset)
+        assert len(page["text"]) <= skill_tools.PAGE_CHARS
+        pages.append(page["text"])
+        offset = page["next_offset"]
+    assert len(pages) == 3 and "".join(pages) == version.body and page["total_chars"] == len(version.body)
+    assert page["files"] == ["references/faq.md"] and "tool" not in page  # a prompt-only skill has no tool
+    faq = await _call(read, settings, agent, name="long-guide", file="references/faq.md")
+    assert faq["text"] == "Q: why?\nA: because.\n" and faq["next_offset"] is None
+    with pytest.raises(InvalidInput) as refused:
+        await _call(read, settings, agent, name="long-guide", file="../../etc/passwd")
+    assert refused.value.code == "SKILL_FILE_UNKNOWN"
+    with pytest.raises(NotFound):
+        await _call(read, settings, agent, name="no-such-skill")
+
+
+async def test_a_skill_banned_during_a_run_is_refused_at_the_call(db: Database, settings: Settings) -> None:
+    await _trusted(db, "word-count", DATA / "word-count")
+    agent = await _agent(db, settings, "worker", 0.6)
+    tools = (await _for_run(db, agent)).tools
+    run = tools.get("skill_word_count")
+    assert run is not None and run in tools.all()
+    async with db.session_scope() as session:
+        await service.ban(session=session, ref="word-count", actor=SYSTEM, reason="found bad")
+    with pytest.raises(Conflict) as refused:
+        await _call(run, settings, agent, stdin="a b")
+    assert refused.value.code == "SKILL_NOT_ACTIVE"
+    read = tools.get("read_skill")
+    with pytest.raises(Conflict):
+        await _call(read, settings, agent, name="word-count")
+
+
+async def test_the_agents_tool_list_limits_what_skills_add(db: Database, settings: Settings) -> None:
+    await _trusted(db, "word-count", DATA / "word-count")
+    agent = await _agent(db, settings, "narrow", 0.6)
+    only_calculate = await _for_run(db, agent, offers=lambda tool: tool.name == "calculate")
+    assert only_calculate.prompt == "" and only_calculate.tools.get("read_skill") is None
+    assert all(t.name != "skill_word_count" for t in only_calculate.tools.all())
+    everything = await _for_run(db, agent)
+    assert "- word-count: Count the words" in everything.prompt
+
+
+def test_tool_names_stay_within_64_characters_and_never_collide() -> None:
+    a, b = "a" * 60 + "-one", "a" * 60 + "-two"
+    assert runs.tool_name("word-count") == "skill_word_count"
+    assert len(runs.tool_name(a)) == 64 and runs.tool_name(a) != runs.tool_name(b)
+
+
+def test_a_skill_with_several_scripts_must_name_one() -> None:
+    params = skill_tools.run_params(("scripts/a.py", "scripts/b.sh"))
+    schema = params.model_json_schema()
+    assert schema["required"] == ["script"] and schema["properties"]["script"]["enum"] == [
+        "scripts/a.py",
+        "scripts/b.sh",
+    ]
+    assert params.model_validate({"script": "scripts/b.sh"}).model_dump()["script"] == "scripts/b.sh"
+    for bad in (
+        {},
+        {"script": "scripts/c.py"},
+        {"script": "scripts/a.py", "env": {}},
+        {"script": "scripts/a.py", "args": ["x"] * 33},
+    ):
+        with pytest.raises(ValidationError):
+            params.model_validate(bad)

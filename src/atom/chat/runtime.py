@@ -43,6 +43,7 @@ from atom.observability.logging import get_logger
 from atom.runtime import tools as runtime_tools
 from atom.runtime.context import ToolContext, current_tool_context
 from atom.runtime.tools import Tool, ToolRegistry
+from atom.skills import tools as skill_tools
 from atom.training import proposals
 from atom.training.executor import StepHooks, StepOutcome
 from atom.training.models import ProposalKind
@@ -256,10 +257,15 @@ class AgentRuntime:
                     session=session, session_id=request.session_id, execution_id=execution.id, message=user_message
                 )
             agent_id, profile = agent.id, AgentProfile.of(agent, overrides)
-            messages = [Message(role="system", content=system_prompt(agent, overrides)), *history, user_message]
+            # Active skills: named in the prompt, loaded and run through this run's tools (docs/skills.md)
+            skills = await skill_tools.for_run(
+                session=session, db=self.db, base=self.registry, agent_id=agent_id, offers=profile.offers
+            )
+            prompt = system_prompt(agent, overrides) + skills.prompt
+            messages = [Message(role="system", content=prompt), *history, user_message]
             execution_id = execution.id
 
-        run = _Run(self, request, agent_id, profile, execution_id, streaming, hooks)
+        run = _Run(self, request, agent_id, profile, execution_id, streaming, hooks, skills.tools)
         task = asyncio.current_task()
         if task is not None:
             active_runs[execution_id] = task
@@ -302,8 +308,10 @@ class _Run:
         execution_id: str,
         streaming: bool,
         hooks: StepHooks | None = None,
+        tools: ToolRegistry | None = None,
     ) -> None:
         self.rt = runtime
+        self.tools = tools if tools is not None else runtime.registry  # the process's, plus this run's skills'
         self.settings = runtime.settings
         self.request = request
         self.agent_id = agent_id
@@ -364,7 +372,7 @@ class _Run:
 
     async def _loop(self, messages: list[Message], emit: Emit) -> None:
         self.llm = await self.rt.source.client(agent_id=self.agent_id, execution_id=self.execution_id)
-        specs = tool_specs(self.rt.registry, self.profile)
+        specs = tool_specs(self.tools, self.profile)
         while True:
             if self.steps >= self.max_steps:
                 raise RunStopped(
@@ -471,15 +479,17 @@ class _Run:
         if proposed is not None:
             content = f"A supervisor corrected the arguments to {_short(call.arguments)}. {content}"
         event: dict[str, Any] = {"type": "tool_result", "id": call.id, "name": call.name, "status": status, **extra}
+        if "decision" in record:  # governance's outcome (allow, deny, propose) and the action it governed
+            event.update(action=record["action"], decision=record["decision"])
         emit(event)
         return Message(role="tool", content=content, tool_call_id=call.id)
 
     async def _tool_outcome(
         self, call: ToolCall, emit: Emit, record: dict[str, Any]
     ) -> tuple[str, str, dict[str, Any]]:
-        tool = self.rt.registry.get(call.name)
+        tool = self.tools.get(call.name)
         if tool is None or not self.profile.offers(tool):
-            names = ", ".join(t.name for t in self.rt.registry.all() if self.profile.offers(t))
+            names = ", ".join(t.name for t in self.tools.all() if self.profile.offers(t))
             message = f"There is no tool named {call.name!r}. Available tools: {names}."
             return "unknown_tool", message, {"error": message}
         try:
@@ -541,7 +551,7 @@ class _Run:
         """In a supervision session: the supervisor may pause before the call, correct its arguments or
         terminate the run. Returns the call's step index, the call to make, and the model's own arguments
         when they were corrected."""
-        tool = self.rt.registry.get(call.name)
+        tool = self.tools.get(call.name)
         if self.hooks is None or tool is None or not self.profile.offers(tool):
             return None, call, None
         index = self.supervised_steps

@@ -9,8 +9,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from atom.audit import service as audit
-from atom.cli.common import console, fail, load_settings, run, session_scope
-from atom.skills import bundle, runs, service
+from atom.cli.common import console, fail, load_settings, open_database, run, session_scope
+from atom.llm.gateway import LLMGateway
+from atom.skills import bundle, review, runs, service
 from atom.skills.models import Skill, SkillState, SkillVersion
 
 app = typer.Typer(help="Community skills: import, scan, trust, ban, run.", no_args_is_help=True)
@@ -93,16 +94,39 @@ def _print_version(s: Skill, v: SkillVersion) -> None:
 
 
 @app.command()
-def scan(ref: str) -> None:
-    """Scan the latest version again."""
+def scan(
+    ref: str,
+    llm: bool = typer.Option(False, "--llm", help="Also have the configured LLM provider review it (merged)."),
+    model: str | None = typer.Option(None, help="With --llm: the model to ask (default: the gateway's routing)."),
+) -> None:
+    """Scan the latest version again; with --llm, an LLM review too. Exits 1 when the scan or review failed."""
     settings = load_settings()
 
-    async def body() -> tuple[Skill, SkillVersion]:
+    async def body() -> tuple[Skill, SkillVersion, review.ReviewOutcome | None]:
+        outcome = None
+        if llm:
+            async with open_database(settings) as db:
+                gateway = LLMGateway(db, settings)
+                try:
+                    outcome = await review.review_latest(db=db, llm=gateway, ref=ref, actor=CLI_ACTOR, model=model)
+                finally:
+                    await gateway.aclose()
+                async with db.session_scope() as session:
+                    skill, version = await service.latest(session=session, ref=ref)
+                    return skill, version, outcome
         async with session_scope(settings) as session:
             version = await service.rescan(session=session, ref=ref, actor=CLI_ACTOR)
-            return await service.get_skill(session=session, ref=ref), version
+            return await service.get_skill(session=session, ref=ref), version, None
 
-    _print_version(*run(body))
+    skill, version, outcome = run(body)
+    _print_version(skill, version)
+    if outcome is not None and outcome.status == "completed":
+        who = "/".join(p for p in (outcome.provider, outcome.model) if p)
+        console.print(
+            f"LLM review by {escape(who)}: {outcome.llm_verdict}, {outcome.findings} findings", highlight=False
+        )
+    if version.verdict is None:
+        fail(version.scan_error or "the scan failed")
 
 
 @app.command()

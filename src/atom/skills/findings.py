@@ -36,9 +36,10 @@ class Finding:
     line: int | None
     excerpt: str
     message: str
+    source: str | None = None  # None: the static scanner; "llm": the optional LLM review (skills/review.py)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "rule": self.rule,
             "severity": self.severity.name.lower(),
             "file": self.file,
@@ -46,6 +47,9 @@ class Finding:
             "excerpt": self.excerpt,
             "message": self.message,
         }
+        if self.source is not None:
+            found["source"] = self.source
+        return found
 
 
 @dataclass

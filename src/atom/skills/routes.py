@@ -9,6 +9,7 @@ from atom.deps import (
     DEFAULT_PAGE_LIMIT,
     ApproverDep,
     CursorQuery,
+    DatabaseDep,
     LimitQuery,
     OperatorDep,
     SessionDep,
@@ -16,8 +17,9 @@ from atom.deps import (
     ViewerDep,
 )
 from atom.errors import Forbidden, InvalidInput
+from atom.llm.gateway import get_gateway
 from atom.pagination import Page
-from atom.skills import bundle, runs, service
+from atom.skills import bundle, review, runs, service
 from atom.skills.models import Skill, SkillState, SkillVersion
 from atom.skills.schemas import (
     AgentSkillsRead,
@@ -25,6 +27,9 @@ from atom.skills.schemas import (
     DecisionRead,
     ImportOutcomeRead,
     ImportReport,
+    ReviewOutcomeRead,
+    ReviewRead,
+    ReviewRequest,
     RunRead,
     RunRequest,
     SkillImport,
@@ -145,6 +150,31 @@ async def list_versions(
 async def scan_skill(ref: str, principal: OperatorDep, session: SessionDep) -> SkillVersionRead:
     version = await service.rescan(session=session, ref=ref, actor=audit.Actor.user(principal.user_id))
     return SkillVersionRead.model_validate(version)
+
+
+@router.post("/{ref}/review", response_model=ReviewRead)
+async def review_skill(
+    ref: str,
+    request: Request,
+    principal: OperatorDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    body: ReviewRequest | None = None,
+) -> ReviewRead:
+    """Scan the latest version again and have the configured LLM review it; findings merged (docs/skills.md).
+    A review that fails leaves the version without a verdict (Untrusted), said in `review.error`."""
+    outcome = await review.review_latest(
+        db=db,
+        llm=get_gateway(request.app.state, db, settings),
+        ref=ref,
+        actor=audit.Actor.user(principal.user_id),
+        model=body.model if body is not None else None,
+    )
+    async with db.session_scope() as session:
+        version = await service.get_version(session=session, version_id=outcome.version_id)
+        return ReviewRead(
+            review=ReviewOutcomeRead.model_validate(outcome.__dict__), version=SkillVersionRead.model_validate(version)
+        )
 
 
 @router.post("/{ref}/trust", response_model=SkillRead)

@@ -15,6 +15,7 @@ Every run (allowed or denied) writes an audit record; denials also get governanc
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,8 +31,8 @@ from atom.governance import service as governance
 from atom.governance.catalogue import ActionCatalogue
 from atom.governance.maturity import MaturityLevel
 from atom.governance.policy import Decision, GovernanceContext
-from atom.skills import service
-from atom.skills.models import SkillKind, SkillState, SkillVersion
+from atom.skills import reads, service
+from atom.skills.models import Skill, SkillKind, SkillState, SkillVersion
 from atom.skills.sandbox import Sandbox, SandboxLimits, SandboxResult
 
 READ_ACTION, READ_COMPLEXITY = "read_skill", 1
@@ -72,7 +73,11 @@ def sandbox_for(settings: Settings) -> Sandbox:
 
 
 def tool_name(skill_name: str) -> str:
-    return "skill_" + re.sub(r"[^a-z0-9_]", "_", skill_name.lower())[:58]
+    """`skill_<name>` within the providers' 64 characters; a long name ends in a hash of it so two never collide."""
+    slug = re.sub(r"[^a-z0-9_]", "_", skill_name.lower())
+    if len(slug) > 58:
+        slug = slug[:49] + "_" + hashlib.sha256(skill_name.encode()).hexdigest()[:8]
+    return "skill_" + slug
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class SkillInstruction:
     name: str
     description: str
     version_id: str
+    kind: str = SkillKind.PROMPT.value
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,7 @@ class AgentSkillSet:
     tools: list[SkillToolSpec] = field(default_factory=list)
 
 
-def parameters_schema(version: SkillVersion) -> dict[str, Any]:
-    scripts = service.entrypoints(version.files)
+def parameters_schema(scripts: list[str]) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
@@ -113,23 +118,39 @@ def parameters_schema(version: SkillVersion) -> dict[str, Any]:
     }
 
 
-async def agent_skills(*, session: AsyncSession, agent_id: str) -> AgentSkillSet:
-    """What this agent is offered: every Active skill's instructions; code skills as tools unless STUDENT."""
+async def may_run_code(*, session: AsyncSession, agent_id: str) -> bool:
+    """Whether code skills are offered to this agent as tools (a STUDENT's or inactive agent's are not)."""
     agent = await agents_service.get_agent(session=session, agent_id=agent_id)
-    may_run = MaturityLevel(agent.maturity_level) != MaturityLevel.STUDENT and agent.status == "active"
+    return MaturityLevel(agent.maturity_level) != MaturityLevel.STUDENT and agent.status == "active"
+
+
+async def agent_skills(*, session: AsyncSession, agent_id: str, include_all_tools: bool = False) -> AgentSkillSet:
+    """What this agent is offered: every Active skill's instructions; code skills as tools unless STUDENT.
+    `include_all_tools`: every code skill's tool, also those this agent may not run (the runtime resolves
+    them so that such a call is governed and refused with the reason, without offering them)."""
+    may_run = include_all_tools or await may_run_code(session=session, agent_id=agent_id)
+    active = await reads.active_summaries(session=session)
+    code = [a.version_id for a in active if a.kind == SkillKind.CODE]
+    scripts = await reads.version_scripts(session=session, version_ids=code) if may_run and code else {}
     result = AgentSkillSet()
-    for skill, version in await service.active_skills(session=session):
-        result.instructions.append(SkillInstruction(skill.name, version.description, version.id))
-        if version.kind == SkillKind.CODE and may_run:
+    for skill in active:
+        result.instructions.append(SkillInstruction(skill.name, skill.description, skill.version_id, skill.kind))
+        found = scripts.get(skill.version_id)
+        if found:
             result.tools.append(
                 SkillToolSpec(
-                    tool_name(skill.name), skill.name, version.description[:500], parameters_schema(version), version.id
+                    tool_name(skill.name),
+                    skill.name,
+                    skill.description[:500],
+                    parameters_schema(found),
+                    skill.version_id,
                 )
             )
     return result
 
 
-async def _pinned(session: AsyncSession, ref: str) -> tuple[Any, SkillVersion]:
+async def pinned(session: AsyncSession, ref: str) -> tuple[Skill, SkillVersion]:
+    """A skill and the version agents use; SKILL_NOT_ACTIVE unless an approver trusted it (not banned)."""
     skill = await service.get_skill(session=session, ref=ref)
     if skill.state != SkillState.ACTIVE or not skill.active_version_id:
         raise Conflict(
@@ -144,7 +165,7 @@ async def load_instructions(
     *, session: AsyncSession, settings: Settings, agent_id: str, ref: str, context: GovernanceContext
 ) -> tuple[Decision, str | None]:
     register_actions()
-    _, version = await _pinned(session, ref)
+    _, version = await pinned(session, ref)
     decision = await governance.check(
         session=session, agent_id=agent_id, action=READ_ACTION, context=context, settings=settings
     )
@@ -197,15 +218,19 @@ async def run_skill(
     stdin: str = "",
     timeout_s: float | None = None,
     context: GovernanceContext | None = None,
+    governed: bool = False,
+    execution_id: str | None = None,
 ) -> RunOutcome:
-    """Run the pinned Active version of a code skill. With an agent, governance decides first."""
+    """Run the pinned Active version of a code skill. With an agent, governance decides first, unless
+    `governed`: the caller (the agent runtime or the plan executor, before any tool handler) has already
+    passed this very call through governance as `run_skill`; the run is still recorded as the agent's."""
     register_actions()
-    skill, version = await _pinned(session, ref)
+    skill, version = await pinned(session, ref)
     script, command = _command(version, script, list(args or []))
     if len(stdin.encode()) > MAX_STDIN:
         raise InvalidInput(f"stdin is limited to {MAX_STDIN} bytes.", code="SKILL_STDIN_TOO_LARGE")
     outcome = RunOutcome(skill.name, version.number, version.content_hash, script, None, None)
-    if agent_id is not None:
+    if agent_id is not None and not governed:
         outcome.decision = await governance.check(
             session=session,
             agent_id=agent_id,
@@ -219,6 +244,7 @@ async def run_skill(
         "content_hash": version.content_hash,
         "script": script,
         "agent_id": agent_id,
+        "execution_id": execution_id,
     }
     if outcome.denied:
         assert outcome.decision is not None

@@ -131,6 +131,7 @@ class SkillInstructionRead(BaseModel):
     name: str
     description: str
     version_id: str
+    kind: str = Field(description="`prompt` (instructions only) or `code` (bundled scripts, run in the sandbox).")
 
 
 class SkillToolRead(BaseModel):
@@ -144,3 +145,29 @@ class SkillToolRead(BaseModel):
 class AgentSkillsRead(BaseModel):
     instructions: list[SkillInstructionRead]
     tools: list[SkillToolRead]
+
+
+class ReviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$",
+        description="A model a configured provider serves (default: the gateway's routing).",
+    )
+
+
+class ReviewOutcomeRead(BaseModel):
+    status: Literal["completed", "failed"] = Field(description="failed: the version has no verdict (Untrusted).")
+    provider: str | None
+    model: str | None
+    llm_verdict: str | None = Field(description="The reviewer's own verdict; the version's is the merged one.")
+    summary: str | None
+    findings: int = Field(description="Findings the reviewer reported (stored with source `llm`).")
+    error: str | None
+    partial: list[str] = Field(description="Files the reviewer saw only in part or not at all (input bound).")
+
+
+class ReviewRead(BaseModel):
+    review: ReviewOutcomeRead
+    version: SkillVersionRead

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -200,13 +201,28 @@ async def import_bundles(
     return outcomes
 
 
-async def rescan(*, session: AsyncSession, ref: str, actor: audit.Actor) -> SkillVersion:
-    """Scan the latest version again; an active version that now scans malicious or fails loses its trust."""
-    skill = await get_skill(session=session, ref=ref)
-    version = await get_version(session=session, version_id=skill.latest_version_id)
+def static_report(skill: Skill, version: SkillVersion) -> ScanReport:
+    """The static scanner's report on a stored version (parsed again from what was stored)."""
     parsed = parse_skill_md(version.skill_md.encode("utf-8"), folder_name=skill.name)
     bundled = {p: t for p, t in version.files.items()}
-    report = scan(SkillBundle(parsed=parsed, skill_md=version.skill_md.encode(), files=bundled, source=version.source))
+    return scan(SkillBundle(parsed=parsed, skill_md=version.skill_md.encode(), files=bundled, source=version.source))
+
+
+async def latest(*, session: AsyncSession, ref: str) -> tuple[Skill, SkillVersion]:
+    skill = await get_skill(session=session, ref=ref)
+    return skill, await get_version(session=session, version_id=skill.latest_version_id)
+
+
+async def store_scan(
+    *,
+    session: AsyncSession,
+    skill: Skill,
+    version: SkillVersion,
+    report: ScanReport,
+    actor: audit.Actor,
+    details: dict[str, Any] | None = None,
+) -> SkillVersion:
+    """Keep a scan's outcome; an active version that now scans malicious or fails loses its trust."""
     _apply_scan(version, report)
     if version.state == SkillState.ACTIVE and version.verdict in (None, Verdict.MALICIOUS.value):
         version.state = SkillState.UNTRUSTED.value
@@ -220,9 +236,17 @@ async def rescan(*, session: AsyncSession, ref: str, actor: audit.Actor) -> Skil
         resource_type="skill",
         resource_id=skill.id,
         decision=version.verdict or "scan_failed",
-        details={"version": version.number, "findings": report.counts(), "error": report.error},
+        details={"version": version.number, "findings": report.counts(), "error": report.error, **(details or {})},
     )
     return version
+
+
+async def rescan(*, session: AsyncSession, ref: str, actor: audit.Actor) -> SkillVersion:
+    """Scan the latest version again (static analysis only; the LLM review: `atom.skills.review`)."""
+    skill, version = await latest(session=session, ref=ref)
+    return await store_scan(
+        session=session, skill=skill, version=version, report=static_report(skill, version), actor=actor
+    )
 
 
 async def trust(*, session: AsyncSession, ref: str, content_hash_seen: str, actor: audit.Actor) -> Skill:
