@@ -23,6 +23,7 @@ from atom.security.routes import router as security_router
 from atom.security.secrets_routes import router as secrets_router
 from atom.skills.routes import router as skills_router
 from atom.training.routes import router as training_router
+from atom.training.scenario_routes import router as training_scenarios_router
 from atom.training.ws import router as training_ws_router
 from atom.workflows.routes import router as workflows_router
 from atom.workflows.routes import runs_router as workflow_runs_router
@@ -35,6 +36,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     governance_router,
     llm_router,
     training_router,
+    training_scenarios_router,
     workflows_router,
     workflow_runs_router,
     chat_router,

@@ -246,6 +246,23 @@ class Settings(BaseSettings):
         description="Lowest constitutional score (share of actions within the rules) for AUTONOMOUS.",
     )
 
+    auto_promote: bool = Field(
+        default=False,
+        description="Promote an agent to its next level by itself when its readiness and a fresh graduation exam "
+        "pass, checked each time one of its training sessions is scored (audited as `system:auto-promote`). "
+        "Off: only a person promotes.",
+    )
+
+    # --- training scenarios (docs/training.md) --------------------------------------------
+    training_judge_model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The model the LLM judge of training scenarios asks for (default: the LLM router's default).",
+    )
+    training_judge_timeout_s: float = Field(
+        default=60.0, gt=0, le=600, description="How long the LLM judge may take to score one scenario."
+    )
+
     # --- workflows (docs/workflows.md) ---------------------------------------------------
     workflow_executor: WorkflowExecutorMode = Field(
         default=WorkflowExecutorMode.EMBEDDED,

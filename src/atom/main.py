@@ -28,6 +28,7 @@ from atom.observability.middleware import RequestContextMiddleware
 from atom.process import check_startup, settle_heap
 from atom.registries import ensure_registries
 from atom.security.key_use import KeyUseRecorder
+from atom.training import run_tasks as training_runs
 from atom.validation import EdgeValidationMiddleware
 from atom.web import routes as web_routes
 from atom.workflows import app as workflows_app
@@ -143,6 +144,7 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
             settle_heap()
             yield
         finally:
+            await training_runs.stop(app.state)  # scenario runs give their sessions back
             await memory_app.stop(app)
             await workflows_app.stop_in_app(app)
             await app.state.key_uses.drain()

@@ -48,6 +48,7 @@ from atom.training import proposals
 from atom.training.executor import StepHooks, StepOutcome
 from atom.training.models import ProposalKind
 from atom.training.plan import PlanStep
+from atom.training.recorder import DryRunRecorder
 
 log = get_logger("atom.chat.runtime")
 
@@ -63,7 +64,7 @@ def _discard(event: dict[str, Any]) -> None:
 class RunRequest:
     agent_ref: str
     input: str
-    trigger: str = "chat"  # chat | api | cli | delegation | workflow
+    trigger: str = "chat"  # chat | api | cli | delegation | workflow | training
     trigger_kind: TriggerKind = TriggerKind.MANUAL
     session_id: str | None = None
     user_id: str | None = None
@@ -211,10 +212,18 @@ class AgentRuntime:
         self.registry = registry or runtime_tools.current()
         self.prices = prices
 
-    async def run(self, request: RunRequest, emit: Emit = _discard, *, hooks: StepHooks | None = None) -> RunResult:
+    async def run(
+        self,
+        request: RunRequest,
+        emit: Emit = _discard,
+        *,
+        hooks: StepHooks | None = None,
+        recorder: DryRunRecorder | None = None,
+    ) -> RunResult:
         """Run to the end. Raises only before the execution exists (unknown agent or session; an automated
         run routed elsewhere: `routing.TriggerRouted`); afterwards every outcome, a cancellation included,
-        is recorded (a cancellation is re-raised). `hooks`: a supervisor's, called around each tool call."""
+        is recorded (a cancellation is re-raised). `hooks`: a supervisor's, called around each tool call.
+        `recorder`: a dry run (training/recorder.py) — side-effecting calls are recorded, not executed."""
         if request.trigger_kind is TriggerKind.AUTOMATED and not request.routed:
             return await routing.run_automated(self, request, emit)
         async with self.db.session_scope() as session:
@@ -229,8 +238,12 @@ class AgentRuntime:
                 )
                 history = [chat_service.to_message(r) for r in rows]
             streaming = request.stream and await self._may_stream(session, agent, request)
-            variant = await abtests.choose(
-                session=session, agent_id=agent.id, user_id=request.user_id, session_id=request.session_id
+            variant = (
+                await abtests.choose(
+                    session=session, agent_id=agent.id, user_id=request.user_id, session_id=request.session_id
+                )
+                if recorder is None
+                else None
             )
             overrides = variant.overrides if variant is not None else None
             execution = AgentExecution(
@@ -265,7 +278,7 @@ class AgentRuntime:
             messages = [Message(role="system", content=prompt), *history, user_message]
             execution_id = execution.id
 
-        run = _Run(self, request, agent_id, profile, execution_id, streaming, hooks, skills.tools)
+        run = _Run(self, request, agent_id, profile, execution_id, streaming, hooks, skills.tools, recorder)
         task = asyncio.current_task()
         if task is not None:
             active_runs[execution_id] = task
@@ -309,9 +322,11 @@ class _Run:
         streaming: bool,
         hooks: StepHooks | None = None,
         tools: ToolRegistry | None = None,
+        recorder: DryRunRecorder | None = None,
     ) -> None:
         self.rt = runtime
         self.tools = tools if tools is not None else runtime.registry  # the process's, plus this run's skills'
+        self.recorder = recorder
         self.settings = runtime.settings
         self.request = request
         self.agent_id = agent_id
@@ -500,6 +515,9 @@ class _Run:
             return "invalid_arguments", message, {"error": message}
         action = tool.governance_action(params)
         record["action"] = action
+        if self.recorder is not None and self.recorder.side_effecting(action):
+            record["decision"] = "recorded"
+            return "recorded", self.recorder.record(tool.name, action, call.arguments), {"recorded": True}
         context = GovernanceContext(
             trigger=self.request.trigger_kind,
             source="chat",
@@ -607,6 +625,8 @@ class _Run:
             status, content, extra = "failed", message, {"error": message}
         finally:
             current_tool_context.reset(token)
+        if self.recorder is not None:  # a dry run: the training session's score is its confidence change
+            return status, content, extra
         delta = self.settings.confidence_action_success if status == "ok" else self.settings.confidence_action_failure
         async with self.rt.db.session_scope() as session:
             await agents_service.record_confidence(

@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.agents import service as agents_service
 from atom.audit import service as audit
+from atom.cli import training_scenarios
 from atom.cli.caller import caller_id
 from atom.cli.common import console, fail, id_table, load_settings, open_database, run, session_scope
 from atom.governance.policy import TriggerKind
 from atom.security.models import Role
-from atom.training import interceptor, proposals
+from atom.training import interceptor, proposals, scenario_runs
 from atom.training import sessions as training_sessions
 from atom.training.executor import RunResult
 from atom.training.models import AgentProposal, ProposalKind, ProposalStatus, TrainingStatus
@@ -258,15 +259,19 @@ def complete(
     settings = load_settings()
 
     async def body() -> None:
-        async with session_scope(settings) as session:
-            approver = await _approver_id(session, by)
-            await training_sessions.complete(
-                session=session,
-                training_id=training_id,
-                performance=performance,
-                duration_hours=hours,
-                actor=audit.Actor.user(approver),
-                settings=settings,
+        async with open_database(settings) as db:
+            async with db.session_scope() as session:
+                approver = await _approver_id(session, by)
+                training = await training_sessions.complete(
+                    session=session,
+                    training_id=training_id,
+                    performance=performance,
+                    duration_hours=hours,
+                    actor=audit.Actor.user(approver),
+                    settings=settings,
+                )
+            await scenario_runs.auto_promote(
+                db=db, settings=settings, agent_id=training.agent_id, moment="training.completed"
             )
 
     run(body)
@@ -292,3 +297,11 @@ def override(
 
     run(body)
     console.print(f"training {training_id}: {hours:g} h")
+
+
+# Scenarios and scored runs (cli/training_scenarios.py, docs/training.md).
+training_app.command("load-scenarios")(training_scenarios.load_scenarios)
+training_app.command("scenarios")(training_scenarios.list_scenarios)
+training_app.command("run")(training_scenarios.run_session)
+training_app.command("show")(training_scenarios.show)
+training_app.command("score")(training_scenarios.score)

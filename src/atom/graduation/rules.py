@@ -65,14 +65,64 @@ class RuleSet:
         for rule in self.rules:
             if not rule.covers(action):
                 continue
-            try:
-                satisfied = rule.program.execute({"action": action, "params": params, "context": context})
-            except Exception as exc:  # any evaluation failure is a violation (fail closed)
-                found.append(Violation(rule.id, action, f"condition could not be evaluated: {exc}"[:300]))
-                continue
-            if satisfied is not True:
+            satisfied, error = evaluate(rule.program, {"action": action, "params": params, "context": context})
+            if error is not None:
+                found.append(Violation(rule.id, action, error))
+            elif not satisfied:
                 found.append(Violation(rule.id, action, rule.description or f"condition {rule.condition!r} is false"))
         return found
+
+
+class ConditionError(ValueError):
+    """A CEL condition that is refused: empty, too long, too many macros, or it does not compile."""
+
+    def __init__(self, message: str, column: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.column = column
+
+
+def compile_condition(condition: object) -> Any:
+    """Compile one CEL condition within the bounds (size, list macros); ConditionError says why not."""
+    if not isinstance(condition, str) or not condition.strip():
+        raise ConditionError("`condition` (a CEL expression) is required")
+    if len(condition) > MAX_CONDITION_CHARS:
+        raise ConditionError(f"a condition is at most {MAX_CONDITION_CHARS} characters")
+    if len(_MACRO.findall(condition)) > MAX_MACROS:
+        raise ConditionError(f"at most {MAX_MACROS} list macros (all, exists, map, filter)")
+    try:
+        return cel.compile(condition)
+    except Exception as exc:  # the compiler raises plain exceptions; its message names the column
+        text = str(exc)
+        column = re.search(r"<input>:\d+:(\d+)", text)
+        raise ConditionError(
+            f"condition does not compile: {text.splitlines()[0][:300]}", int(column.group(1)) if column else None
+        ) from None
+
+
+def evaluate(program: Any, activation: dict[str, Any]) -> tuple[bool, str | None]:
+    """(satisfied, why it could not be evaluated). Only `true` satisfies; an evaluation error never does."""
+    try:
+        value = program.execute(activation)
+    except Exception as exc:  # any evaluation failure is a violation (fail closed)
+        return False, f"condition could not be evaluated: {exc}"[:300]
+    return value is True, None
+
+
+def compile_check(condition: str, *, field: str) -> Any:
+    """Compile a CEL condition with the rule set's bounds; a 422 naming `field` (and the CEL column) if refused."""
+    try:
+        return compile_condition(condition)
+    except ConditionError as exc:
+        details: dict[str, Any] = {"field": field}
+        if exc.column is not None:
+            details["column"] = exc.column
+        raise InvalidInput(f"{field}: {exc.message}", code="CONDITION_INVALID", details=details) from None
+
+
+def run_check(program: Any, activation: dict[str, Any]) -> tuple[bool, str | None]:
+    """(satisfied, why it could not be evaluated): only `true` satisfies; an evaluation error is unsatisfied."""
+    return evaluate(program, activation)
 
 
 EMPTY = RuleSet(rules=())
@@ -142,24 +192,11 @@ def _rule(node: Any, position: int, seen: set[str]) -> Rule:
     if not isinstance(actions, list) or not actions or not all(isinstance(a, str) and a for a in actions):
         raise _problem(f'rule {name}: `actions` must be a non-empty list of action names (or ["*"])', name, line)
     condition = data.get("condition")
-    if not isinstance(condition, str) or not condition.strip():
-        raise _problem(f"rule {name}: `condition` (a CEL expression) is required", name, line)
-    if len(condition) > MAX_CONDITION_CHARS:
-        raise _problem(f"rule {name}: a condition is at most {MAX_CONDITION_CHARS} characters", name, line)
-    if len(_MACRO.findall(condition)) > MAX_MACROS:
-        raise _problem(f"rule {name}: at most {MAX_MACROS} list macros (all, exists, map, filter)", name, line)
     description = data.get("description", "")
     if not isinstance(description, str):
         raise _problem(f"rule {name}: `description` must be text", name, line)
     try:
-        program = cel.compile(condition)
-    except Exception as exc:  # the compiler raises plain exceptions; its message names the column
-        text = str(exc)
-        column = re.search(r"<input>:\d+:(\d+)", text)
-        raise _problem(
-            f"rule {name}: condition does not compile: {text.splitlines()[0][:300]}",
-            name,
-            line,
-            int(column.group(1)) if column else None,
-        ) from None
+        program = compile_condition(condition)
+    except ConditionError as exc:
+        raise _problem(f"rule {name}: {exc.message}", name, line, exc.column) from None
     return Rule(rule_id, description, tuple(actions), condition, line, program)

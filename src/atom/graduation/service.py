@@ -12,7 +12,9 @@ score >= the minimum (all settings, RULES.md defaults). score = 40 * min(episode
 - The exam replays the agent's edge-case episodes (failures, interventions, corrections) as a dry
   run: each recorded action goes through the governance policy at the target level and through
   the rules. Nothing is executed (side-effecting tools are represented by their recorded calls).
-  Passing means zero violations.
+  Passing means zero violations. `assess_calls` judges a dry run's tool calls the same way.
+- `auto_promote` (ATOM_AUTO_PROMOTE): readiness and a fresh exam pass -> promoted, by `system:auto-promote`.
+- `compile_check`/`run_check`: the rules' CEL, for other domains' conditions (training scenarios).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.agents import service as agents_service
@@ -34,85 +36,18 @@ from atom.governance.maturity import MaturityLevel
 from atom.governance.policy import AgentSnapshot, GovernanceContext, TriggerKind, decide
 from atom.graduation import evidence as evidence_reader
 from atom.graduation import rules
-from atom.graduation.models import GraduationExam, RuleSetVersion
+from atom.graduation.criteria import Criteria, criteria, readiness_score
+from atom.graduation.models import GraduationExam
+from atom.graduation.rules import compile_check as compile_check
+from atom.graduation.rules import run_check as run_check
+from atom.graduation.rulesets import current_rules
+from atom.graduation.rulesets import rule_versions as rule_versions
+from atom.graduation.rulesets import save_rules as save_rules
 from atom.memory import service as memory_service
 from atom.memory.models import Episode
 
 Classify = Callable[[str], tuple[int, bool]]
 PAGE = 200
-
-
-@dataclass(frozen=True)
-class Criteria:
-    min_episodes: int
-    max_intervention_rate: float
-    min_constitutional_score: float
-
-
-def criteria(settings: Settings, level: MaturityLevel) -> Criteria:
-    if level is MaturityLevel.INTERN:
-        return Criteria(
-            settings.graduation_intern_min_episodes,
-            settings.graduation_intern_max_intervention_rate,
-            settings.graduation_intern_min_constitutional_score,
-        )
-    if level is MaturityLevel.SUPERVISED:
-        return Criteria(
-            settings.graduation_supervised_min_episodes,
-            settings.graduation_supervised_max_intervention_rate,
-            settings.graduation_supervised_min_constitutional_score,
-        )
-    if level is MaturityLevel.AUTONOMOUS:
-        return Criteria(
-            settings.graduation_autonomous_min_episodes,
-            settings.graduation_autonomous_max_intervention_rate,
-            settings.graduation_autonomous_min_constitutional_score,
-        )
-    raise InvalidInput("Nobody graduates to STUDENT.", code="NOT_A_PROMOTION", details={"field": "level"})
-
-
-def readiness_score(c: Criteria, episodes: int, rate: float, score: float) -> float:
-    part_episodes = 40 * min(episodes / c.min_episodes, 1) if c.min_episodes > 0 else 40
-    if c.max_intervention_rate == 0:
-        part_rate = 30.0 if rate == 0 else 0.0
-    else:
-        part_rate = 30 * (1 - min(rate / c.max_intervention_rate, 1))
-    part_score = 30 * min(score / c.min_constitutional_score, 1) if c.min_constitutional_score > 0 else 30
-    return round(part_episodes + part_rate + part_score, 2)
-
-
-# --- rule sets -------------------------------------------------------------------------------
-async def current_rules(*, session: AsyncSession) -> tuple[rules.RuleSet, RuleSetVersion | None]:
-    row = await session.scalar(select(RuleSetVersion).order_by(RuleSetVersion.version.desc()).limit(1))
-    return (rules.parse(row.source) if row is not None else rules.EMPTY), row
-
-
-async def save_rules(*, session: AsyncSession, source: str, actor: audit.Actor) -> RuleSetVersion:
-    parsed = rules.parse(source)  # refused whole, with the rule and line, before anything is stored
-    latest = await session.scalar(select(func.max(RuleSetVersion.version)))
-    row = RuleSetVersion(
-        version=(latest or 0) + 1,
-        source=source,
-        rule_ids=[rule.id for rule in parsed.rules],
-        created_by=actor.id,
-        created_at=utcnow(),
-    )
-    session.add(row)
-    await session.flush()
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="graduation.rules.update",
-        resource_type="rule_set",
-        resource_id=row.id,
-        decision="done",
-        details={"version": row.version, "rules": row.rule_ids},
-    )
-    return row
-
-
-async def rule_versions(*, session: AsyncSession) -> list[RuleSetVersion]:
-    return list((await session.scalars(select(RuleSetVersion).order_by(RuleSetVersion.version.desc()))).all())
 
 
 # --- readiness -------------------------------------------------------------------------------
@@ -203,6 +138,31 @@ async def readiness(
 
 
 # --- the exam ---------------------------------------------------------------------------------
+def _judge(
+    agent: Agent, level: MaturityLevel, rule_set: rules.RuleSet, action: evidence_reader.Action, classify: Classify
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One recorded action as if the agent were at `level`: its governance outcome, the rules it breaks,
+    and the violations (an action above the level's complexity, an unknown action, a broken rule)."""
+    complexity, known = classify(action.name)
+    trigger = TriggerKind(action.trigger) if action.trigger in {"manual", "automated"} else TriggerKind.MANUAL
+    snapshot = AgentSnapshot(id=agent.id, level=level, status="active")
+    decision = decide(snapshot, action.name, complexity, GovernanceContext(trigger=trigger))
+    broken = [v.__dict__ for v in rule_set.check(action.name, action.params, _context(agent, action))]
+    record = {
+        "action": action.name,
+        "source_id": action.source_id,
+        "recorded_status": action.status,
+        "governance": decision.outcome.value,
+        "reason_code": decision.reason_code,
+        "rules_violated": [v["rule_id"] for v in broken],
+    }
+    violations = []
+    if not known or decision.reason_code == "COMPLEXITY_EXCEEDS_MATURITY":
+        violations.append({**record, "why": decision.reason if known else "unknown action"})
+    violations.extend({**record, "why": v["reason"], "rule_id": v["rule_id"]} for v in broken)
+    return record, violations
+
+
 async def take_exam(
     *,
     session: AsyncSession,
@@ -214,7 +174,6 @@ async def take_exam(
     agent = await agents_service.resolve_ref(session=session, ref=agent_ref)
     level = target or next_level(agent)
     rule_set, version = await current_rules(session=session)
-    snapshot = AgentSnapshot(id=agent.id, level=level, status="active")
     violations: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     replayed = actions = 0
@@ -225,23 +184,9 @@ async def take_exam(
         replayed += 1
         for action in found.actions:
             actions += 1
-            complexity, known = classify(action.name)
-            trigger = TriggerKind(action.trigger) if action.trigger in {"manual", "automated"} else TriggerKind.MANUAL
-            decision = decide(snapshot, action.name, complexity, GovernanceContext(trigger=trigger))
-            broken = [v.__dict__ for v in rule_set.check(action.name, action.params, _context(agent, action))]
-            record = {
-                "episode_id": episode.id,
-                "action": action.name,
-                "source_id": action.source_id,
-                "recorded_status": action.status,
-                "governance": decision.outcome.value,
-                "reason_code": decision.reason_code,
-                "rules_violated": [v["rule_id"] for v in broken],
-            }
-            records.append(record)
-            if not known or decision.reason_code == "COMPLEXITY_EXCEEDS_MATURITY":
-                violations.append({**record, "why": decision.reason if known else "unknown action"})
-            violations.extend({**record, "why": v["reason"], "rule_id": v["rule_id"]} for v in broken)
+            record, broken = _judge(agent, level, rule_set, action, classify)
+            records.append({"episode_id": episode.id, **record})
+            violations.extend({"episode_id": episode.id, **v} for v in broken)
     exam = GraduationExam(
         agent_id=agent.id,
         target_level=level.value,
@@ -266,6 +211,48 @@ async def take_exam(
         details={"exam_id": exam.id, "target": level.value, "episodes": replayed, "violations": len(violations)},
     )
     return exam
+
+
+@dataclass(frozen=True)
+class CallAssessment:
+    """Tool calls of a dry run judged like the exam judges recorded actions (nothing stored)."""
+
+    target_level: str
+    records: list[dict[str, Any]]
+    violations: list[dict[str, Any]]
+    rule_set_version: int | None
+
+
+async def assess_calls(
+    *,
+    session: AsyncSession,
+    agent_ref: str,
+    calls: list[dict[str, Any]],
+    source_id: str,
+    classify: Classify,
+    target: MaturityLevel | None = None,
+) -> CallAssessment:
+    """The exam's judgement of tool calls (`name`, `arguments`, `status`) made in a manual dry run:
+    each through the governance policy at the target level (default: the next one) and the rules in force."""
+    agent = await agents_service.resolve_ref(session=session, ref=agent_ref)
+    level = target or next_level(agent)
+    rule_set, version = await current_rules(session=session)
+    records: list[dict[str, Any]] = []
+    violations: list[dict[str, Any]] = []
+    for call in calls:
+        arguments = call.get("arguments")
+        action = evidence_reader.Action(
+            name=str(call.get("name", "")),
+            params=arguments if isinstance(arguments, dict) else {},
+            status=str(call.get("status", "")),
+            trigger=TriggerKind.MANUAL.value,
+            source="execution",
+            source_id=source_id,
+        )
+        record, broken = _judge(agent, level, rule_set, action, classify)
+        records.append(record)
+        violations.extend(broken)
+    return CallAssessment(level.value, records, violations, version.version if version else None)
 
 
 async def latest_exam(*, session: AsyncSession, agent_id: str, level: MaturityLevel) -> GraduationExam | None:
@@ -349,3 +336,60 @@ async def promote(
     return await agents_service.promote(
         session=session, agent_id=agent.id, to_level=to_level, actor=actor, reason=reason, settings=settings
     )
+
+
+AUTO_PROMOTE_ACTOR = audit.Actor("system", "auto-promote")
+
+
+@dataclass(frozen=True)
+class AutoPromotion:
+    agent_id: str
+    promoted: bool
+    to_level: str | None
+    gaps: list[str]
+    exam_id: str | None = None
+
+
+async def auto_promote(
+    *, session: AsyncSession, settings: Settings, agent_ref: str, classify: Classify, moment: str
+) -> AutoPromotion | None:
+    """ATOM_AUTO_PROMOTE: promote the agent to its next level when readiness passes and a fresh exam passes.
+
+    None when the setting is off (nothing is read or written). Otherwise an active agent below AUTONOMOUS
+    whose readiness passes takes the exam (stored, audited as the actor `system:auto-promote`) and, if it
+    passes, is promoted through the same gate as a person's promotion. Every decision is audited as
+    `agent.promote.auto` with the `moment` that asked (e.g. `training.scored`) and the gaps, if any.
+    """
+    if not settings.auto_promote:
+        return None
+    agent = await agents_service.resolve_ref(session=session, ref=agent_ref)
+    if agent.status != "active" or agent.maturity_level == MaturityLevel.AUTONOMOUS.value:
+        return AutoPromotion(agent.id, False, None, [f"The agent is {agent.status}, {agent.maturity_level}."])
+    level = next_level(agent)
+    report = await readiness(session=session, settings=settings, agent_ref=agent.id, target=level)
+    gaps, exam_id = list(report.gaps), None
+    if not gaps:
+        exam = await take_exam(session=session, agent_ref=agent.id, classify=classify, actor=AUTO_PROMOTE_ACTOR)
+        exam_id = exam.id
+        if not exam.passed:
+            gaps.append(f"The {level.value} exam failed with {len(exam.violations)} violations.")
+    await audit.record(
+        session=session,
+        actor=AUTO_PROMOTE_ACTOR,
+        action="agent.promote.auto",
+        resource_type="agent",
+        resource_id=agent.id,
+        decision="skipped" if gaps else "promoted",
+        details={"to": level.value, "moment": moment, "gaps": gaps, "exam_id": exam_id, "readiness": report.score},
+    )
+    if gaps:
+        return AutoPromotion(agent.id, False, level.value, gaps, exam_id)
+    await promote(
+        session=session,
+        settings=settings,
+        agent_ref=agent.id,
+        to_level=level,
+        actor=AUTO_PROMOTE_ACTOR,
+        reason=f"ATOM_AUTO_PROMOTE after {moment}: readiness {report.score:.0f}/100 and exam {exam_id} passed",
+    )
+    return AutoPromotion(agent.id, True, level.value, [], exam_id)

@@ -8,7 +8,7 @@ registered at import time. `install`/`current` make one registry this process's 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,13 @@ class ToolRegistry:
 
     def all(self) -> list[Tool]:
         return sorted(self._tools.values(), key=lambda t: t.name)
+
+    def restricted_to(self, names: Collection[str]) -> ToolRegistry:
+        """A registry holding only those of these tools that are registered here (a training scenario's
+        allowed tools); their actions are in the catalogue already."""
+        view = ToolRegistry(self.catalogue)
+        view._tools = {name: tool for name, tool in self._tools.items() if name in names}
+        return view
 
 
 def build_tools(catalogue: ActionCatalogue) -> ToolRegistry:

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from atom.db.base import Base, IdMixin, JSONDoc
@@ -41,6 +41,7 @@ class SupervisionStatus(StrEnum):
 
 class TrainingStatus(StrEnum):
     SCHEDULED = "scheduled"
+    RUNNING = "running"  # its category's scenarios are being run (docs/training.md)
     COMPLETED = "completed"
 
 
@@ -117,3 +118,31 @@ class TrainingSession(IdMixin, Base):
     completed_at: Mapped[datetime | None] = mapped_column()
     duration_hours: Mapped[float | None] = mapped_column(Float)
     performance: Mapped[float | None] = mapped_column(Float)
+    # A scenario run (docs/training.md): its progress and results; who gave the score (scenarios | person).
+    scored_by: Mapped[str | None] = mapped_column(String(16))
+    scenario_performance: Mapped[float | None] = mapped_column(Float)
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    current_scenario: Mapped[str | None] = mapped_column(String(80))
+    results: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDoc)
+    run_error: Mapped[str | None] = mapped_column(Text)
+    run_started_at: Mapped[datetime | None] = mapped_column()
+    run_heartbeat_at: Mapped[datetime | None] = mapped_column()
+
+
+class TrainingScenario(IdMixin, Base):
+    """One version of a training scenario: a task, the tools offered, and how its outcome is scored."""
+
+    __tablename__ = "training_scenarios"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    name: Mapped[str] = mapped_column(String(80), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(100), index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    task: Mapped[str] = mapped_column(Text)
+    tools: Mapped[list[str]] = mapped_column(JSONDoc)
+    expect: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    created_by: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column()
+    retired_at: Mapped[datetime | None] = mapped_column()

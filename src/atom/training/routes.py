@@ -22,7 +22,7 @@ from atom.deps import (
 )
 from atom.events.bus import get_bus
 from atom.pagination import Page
-from atom.training import interceptor, proposals, supervision
+from atom.training import interceptor, proposals, scenario_runs, supervision
 from atom.training import sessions as training_sessions
 from atom.training.models import ProposalKind, ProposalStatus, SupervisionStatus, TrainingStatus
 from atom.training.schemas import (
@@ -214,17 +214,21 @@ async def list_training(
 
 @router.post("/training/{training_id}/complete", response_model=TrainingRead)
 async def complete_training(
-    training_id: str, body: CompleteRequest, principal: ApproverDep, session: SessionDep, settings: SettingsDep
+    training_id: str, body: CompleteRequest, principal: ApproverDep, db: DatabaseDep, settings: SettingsDep
 ) -> TrainingRead:
-    training = await training_sessions.complete(
-        session=session,
-        training_id=training_id,
-        performance=body.performance,
-        duration_hours=body.duration_hours,
-        actor=audit.Actor.user(principal.user_id),
-        settings=settings,
-    )
-    return TrainingRead.model_validate(training)
+    """A person closes a scheduled session with a score (RULES.md's band moves confidence)."""
+    async with db.session_scope() as session:
+        training = await training_sessions.complete(
+            session=session,
+            training_id=training_id,
+            performance=body.performance,
+            duration_hours=body.duration_hours,
+            actor=audit.Actor.user(principal.user_id),
+            settings=settings,
+        )
+        read = TrainingRead.model_validate(training)
+    await scenario_runs.auto_promote(db=db, settings=settings, agent_id=read.agent_id, moment="training.completed")
+    return read
 
 
 @router.post("/training/{training_id}/override", response_model=TrainingRead)

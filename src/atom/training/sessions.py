@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -131,16 +132,41 @@ async def complete(
     duration_hours: float | None,
     actor: audit.Actor,
     settings: Settings,
+    scored_by: str = "person",
+    results: list[dict[str, Any]] | None = None,
 ) -> TrainingSession:
+    """Close the session with performance p; confidence moves by p's band (a ledger row naming the session).
+
+    A person completes a scheduled session; a scenario run (`scored_by="scenarios"`) completes the
+    running session it claimed, with its per-scenario results.
+    """
     now = utcnow()
     training = await get(session=session, training_id=training_id)
     hours = duration_hours if duration_hours is not None else (now - training.scheduled_at) / timedelta(hours=1)
+    by_run = scored_by == "scenarios"
+    expected = TrainingStatus.RUNNING if by_run else TrainingStatus.SCHEDULED
+    values: dict[str, Any] = {
+        "status": TrainingStatus.COMPLETED.value,
+        "completed_at": now,
+        "performance": performance,
+        "duration_hours": hours,
+        "scored_by": scored_by,
+        "current_scenario": None,
+    }
+    if by_run:
+        values.update(scenario_performance=performance, results=results, run_heartbeat_at=now)
     claimed = await session.execute(
         update(TrainingSession)
-        .where(TrainingSession.id == training_id, TrainingSession.status == TrainingStatus.SCHEDULED.value)
-        .values(status=TrainingStatus.COMPLETED.value, completed_at=now, performance=performance, duration_hours=hours)
+        .where(TrainingSession.id == training_id, TrainingSession.status == expected.value)
+        .values(**values)
     )
     if rows_affected(claimed) != 1:
+        await session.refresh(training)
+        if training.status == TrainingStatus.RUNNING.value:
+            raise Conflict(
+                "Its scenarios are being run; the run scores it (override the score afterwards).",
+                code="TRAINING_RUNNING",
+            )
         raise Conflict("This training session is already completed.", code="TRAINING_FINISHED")
     await session.refresh(training)
     delta = performance_delta(performance, settings)
@@ -148,7 +174,7 @@ async def complete(
         session=session,
         agent_id=training.agent_id,
         delta=delta,
-        reason=f"training completed, performance {performance:.2f}",
+        reason=f"training completed, performance {performance:.2f}" + (" (scenarios)" if by_run else ""),
         source="training",
         source_id=training.id,
         settings=settings,
@@ -160,6 +186,61 @@ async def complete(
         resource_type="training",
         resource_id=training.id,
         decision="done",
-        details={"performance": performance, "confidence_delta": delta, "duration_hours": hours},
+        details={
+            "performance": performance,
+            "confidence_delta": delta,
+            "duration_hours": hours,
+            "scored_by": scored_by,
+        },
+    )
+    return training
+
+
+async def override_score(
+    *, session: AsyncSession, training_id: str, performance: float, reason: str, actor: audit.Actor, settings: Settings
+) -> TrainingSession:
+    """A person replaces a completed session's score: confidence moves by the difference of the two bands, so
+    the session's ledger rows add up to the band of the score in force (audited with both scores)."""
+    training = await get(session=session, training_id=training_id)
+    if training.status != TrainingStatus.COMPLETED.value or training.performance is None:
+        raise Conflict(
+            "Only a completed session's score can be overridden; complete it (or run its scenarios) first.",
+            code="TRAINING_NOT_SCORED",
+            details={"status": training.status},
+        )
+    before = training.performance
+    changed = await session.execute(
+        update(TrainingSession)
+        .where(TrainingSession.id == training_id, TrainingSession.performance == before)
+        .values(performance=performance, scored_by="person")
+    )
+    if rows_affected(changed) != 1:
+        raise Conflict("The score changed meanwhile; look again.", code="TRAINING_SCORE_CHANGED")
+    await session.refresh(training)
+    delta = performance_delta(performance, settings) - performance_delta(before, settings)
+    if delta:
+        await agents_service.record_confidence(
+            session=session,
+            agent_id=training.agent_id,
+            delta=delta,
+            reason=f"training score overridden {before:.2f} -> {performance:.2f}",
+            source="training",
+            source_id=training.id,
+            settings=settings,
+        )
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="training.score.override",
+        resource_type="training",
+        resource_id=training.id,
+        decision="overridden",
+        reason=reason,
+        details={
+            "before": before,
+            "after": performance,
+            "scenario_performance": training.scenario_performance,
+            "confidence_delta": delta,
+        },
     )
     return training
