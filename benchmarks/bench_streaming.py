@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -66,13 +67,24 @@ async def direct_stream(provider: str, chunks: int, gap_ms: float) -> tuple[list
     return latencies, received
 
 
+@dataclass(frozen=True)
+class ChatEndpoint:
+    url: str
+    key: str  # sent in the X-API-Key header: a key in the URL is refused
+
+
 async def atom_chat(
-    ws_url: str, runs: int, chunks: int, gap_ms: float, ready: asyncio.Barrier | None = None, offset: float = 0.0
+    endpoint: ChatEndpoint,
+    runs: int,
+    chunks: int,
+    gap_ms: float,
+    ready: asyncio.Barrier | None = None,
+    offset: float = 0.0,
 ) -> tuple[list[float], list[str]]:
     """Latencies (ms) of `runs` chats on one WebSocket, and any problems seen (errors, lost chunks)."""
     latencies: list[float] = []
     problems: list[str] = []
-    async with websockets.connect(ws_url, max_size=None) as ws:
+    async with websockets.connect(endpoint.url, additional_headers={"X-API-Key": endpoint.key}, max_size=None) as ws:
         hello = json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT))
         if hello.get("type") != "session":
             return latencies, [f"no session: {hello}"]
@@ -133,10 +145,10 @@ def main() -> None:
         costs = asyncio.run(_parse_cost(provider))
         with atom_server({"ATOM_HTTP_TOOL_ALLOW_PRIVATE": "false"}) as (base, key):
             setup_atom(base, key, provider)
-            ws_url = base.replace("http://", "ws://") + f"/ws/chat/streamer?token={key}"
-            floor, seq, problems = asyncio.run(_sequential(provider, ws_url, args))
+            endpoint = ChatEndpoint(base.replace("http://", "ws://") + "/ws/chat/streamer", key)
+            floor, seq, problems = asyncio.run(_sequential(provider, endpoint, args))
             floor_conc = asyncio.run(_direct_concurrent(provider, args))
-            conc, found, lost = asyncio.run(_atom_concurrent(ws_url, args))
+            conc, found, lost = asyncio.run(_atom_concurrent(endpoint, args))
             problems += found
     finally:
         proc.terminate()
@@ -212,16 +224,16 @@ async def _direct_warmup(provider: str) -> None:
     await direct_stream(provider, 20, 1)
 
 
-async def _sequential(provider: str, ws_url: str, args: Any) -> tuple[list[float], list[float], list[str]]:
+async def _sequential(provider: str, endpoint: ChatEndpoint, args: Any) -> tuple[list[float], list[float], list[str]]:
     """Floor and Atom chats, one after the other in turn (after an Atom warm-up: imports, caches, client)."""
-    await atom_chat(ws_url, 1, 50, 1)
+    await atom_chat(endpoint, 1, 50, 1)
     floor: list[float] = []
     seq: list[float] = []
     problems: list[str] = []
     for _ in range(args.runs):
         latencies, _n = await direct_stream(provider, args.chunks, args.gap_ms)
         floor.extend(latencies)
-        latencies, found = await atom_chat(ws_url, 1, args.chunks, args.gap_ms)
+        latencies, found = await atom_chat(endpoint, 1, args.chunks, args.gap_ms)
         seq.extend(latencies)
         problems.extend(found)
     return floor, seq, problems
@@ -236,12 +248,12 @@ async def _direct_concurrent(provider: str, args: Any) -> list[float]:
     return [x for latencies, _n in results for x in latencies]
 
 
-async def _atom_concurrent(ws_url: str, args: Any) -> tuple[list[float], list[str], int]:
+async def _atom_concurrent(endpoint: ChatEndpoint, args: Any) -> tuple[list[float], list[str], int]:
     ready = asyncio.Barrier(args.concurrent)
 
     async def staggered(i: int) -> tuple[list[float], list[str]]:
         return await atom_chat(
-            ws_url, 1, args.concurrent_chunks, args.concurrent_gap_ms, ready=ready, offset=_offset(i, args)
+            endpoint, 1, args.concurrent_chunks, args.concurrent_gap_ms, ready=ready, offset=_offset(i, args)
         )
 
     results = await asyncio.gather(*[staggered(i) for i in range(args.concurrent)], return_exceptions=True)

@@ -217,7 +217,9 @@ async def test_supervised_automated_execute_runs_inside_a_supervision_session(
     )
     assert corrected.status_code == 200, corrected.text
     seen: list[dict[str, Any]] = []
-    async with websockets.connect(f"ws://{live}/ws/supervision/{session_id}?token={admin.key}") as ws:
+    async with websockets.connect(
+        f"ws://{live}/ws/supervision/{session_id}", additional_headers={"X-API-Key": admin.key}, open_timeout=30
+    ) as ws:
         assert (await _until(ws, "started", seen))["steps"] == 1
         first = await _until(ws, "step_started", seen)
         assert (first["index"], first["action"], first["params"]) == (0, "test_write_note", {"text": "final"})
@@ -264,7 +266,9 @@ async def test_a_supervisor_pauses_then_terminates_an_agent_run_before_its_next_
     )
     session_id = (await _execute(client, admin, "held", "write two notes")).json()["supervision_session_id"]
     seen: list[dict[str, Any]] = []
-    async with websockets.connect(f"ws://{live}/ws/supervision/{session_id}?token={admin.key}") as ws:
+    async with websockets.connect(
+        f"ws://{live}/ws/supervision/{session_id}", additional_headers={"X-API-Key": admin.key}, open_timeout=30
+    ) as ws:
         assert await asyncio.wait_for(notes.arrived.get(), timeout=20) == "one"  # the first call is running
         await ws.send(json.dumps({"command": "pause"}))
         assert (await _until(ws, "ack", seen))["status"] == "paused"

@@ -140,7 +140,9 @@ async def test_manual_execute_of_an_intern_applies_per_action_governance_only(
 
 
 async def _chat_run(live: str, key: str, agent: str, content: str) -> list[dict[str, Any]]:
-    async with websockets.connect(f"ws://{live}/ws/chat/{agent}?token={key}") as ws:
+    async with websockets.connect(
+        f"ws://{live}/ws/chat/{agent}", additional_headers={"X-API-Key": key}, open_timeout=30
+    ) as ws:
         assert json.loads(await ws.recv())["type"] == "session"
         await ws.send(json.dumps({"type": "message", "content": content}))
         events = []

@@ -66,8 +66,16 @@ async def test_only_the_author_and_admins_see_a_conversation(
     assert detail.status_code == 200 and "1234" in detail.text
 
     with pytest.raises(websockets.exceptions.WebSocketException):
-        async with websockets.connect(f"ws://{live}/ws/chat/confidant?token={other.key}&session_id={session_id}") as ws:
+        async with websockets.connect(
+            f"ws://{live}/ws/chat/confidant?session_id={session_id}",
+            additional_headers={"X-API-Key": other.key},
+            open_timeout=30,
+        ) as ws:
             await ws.recv()
-    async with websockets.connect(f"ws://{live}/ws/chat/confidant?token={author.key}&session_id={session_id}") as ws:
+    async with websockets.connect(
+        f"ws://{live}/ws/chat/confidant?session_id={session_id}",
+        additional_headers={"X-API-Key": author.key},
+        open_timeout=30,
+    ) as ws:
         assert (await ws.recv()).find(session_id) > 0
     assert len(llm_server.requests) == 1  # nothing reached the model on the other operator's behalf

@@ -59,7 +59,9 @@ async def test_websocket_streams_tokens_and_records_the_run(
     await agent_named(db, settings, MaturityLevel.INTERN, "talker")
     # The provider pauses after "Hel": that token must reach the client before the rest exists.
     llm_server.queue(text_reply("Hel", "lo", " wor", "ld", usage=(21, 4), stall_after=2, stall_for=0.5))
-    async with websockets.connect(f"ws://{live}/ws/chat/talker?token={admin.key}") as ws:
+    async with websockets.connect(
+        f"ws://{live}/ws/chat/talker", additional_headers={"X-API-Key": admin.key}, open_timeout=30
+    ) as ws:
         hello = json.loads(await ws.recv())
         assert hello["type"] == "session"
         await ws.send(json.dumps({"type": "message", "content": "Say hello"}))
@@ -119,7 +121,9 @@ async def test_student_answer_is_delivered_whole(
 ) -> None:
     await agent_named(db, settings, MaturityLevel.STUDENT, "learner")
     llm_server.queue(text_reply("not ", "streamed ", "at all"))
-    async with websockets.connect(f"ws://{live}/ws/chat/learner?token={admin.key}") as ws:
+    async with websockets.connect(
+        f"ws://{live}/ws/chat/learner", additional_headers={"X-API-Key": admin.key}, open_timeout=30
+    ) as ws:
         await ws.recv()
         await ws.send(json.dumps({"type": "message", "content": "hi"}))
         events = await _until_done(ws)
@@ -135,7 +139,9 @@ async def test_client_disconnect_cancels_the_upstream_request(
     await agent_named(db, settings, MaturityLevel.AUTONOMOUS, "chatty")
     pieces = [f"w{i} " for i in range(300)]
     llm_server.queue(text_reply(*pieces, delay_between=0.05))
-    async with websockets.connect(f"ws://{live}/ws/chat/chatty?token={admin.key}") as ws:
+    async with websockets.connect(
+        f"ws://{live}/ws/chat/chatty", additional_headers={"X-API-Key": admin.key}, open_timeout=30
+    ) as ws:
         await ws.recv()
         await ws.send(json.dumps({"type": "message", "content": "talk a lot"}))
         start = json.loads(await ws.recv())
@@ -184,7 +190,9 @@ async def test_failed_run_keeps_partial_output_and_error(
 ) -> None:
     await agent_named(db, settings, MaturityLevel.AUTONOMOUS, "fragile")
     llm_server.queue(text_reply("partial ", "answer", " never", " sent", disconnect_after=3))
-    async with websockets.connect(f"ws://{live}/ws/chat/fragile?token={admin.key}") as ws:
+    async with websockets.connect(
+        f"ws://{live}/ws/chat/fragile", additional_headers={"X-API-Key": admin.key}, open_timeout=30
+    ) as ws:
         hello = json.loads(await ws.recv())
         await ws.send(json.dumps({"type": "message", "content": "try"}))
         events = await _until_done(ws)
@@ -218,5 +226,20 @@ async def test_websocket_refuses_bad_keys_and_viewers(
     viewer = await make_user("viewer")
     for token in ("nope", viewer.key):
         with pytest.raises(websockets.exceptions.InvalidStatus):
-            async with websockets.connect(f"ws://{live}/ws/chat/guarded?token={token}"):
+            async with websockets.connect(
+                f"ws://{live}/ws/chat/guarded", additional_headers={"X-API-Key": token}, open_timeout=30
+            ):
                 pass
+
+
+async def test_websocket_takes_the_key_from_a_header_never_from_the_url(
+    live: str, admin: UserWithKey, db: Database, settings: Settings
+) -> None:
+    await agent_named(db, settings, MaturityLevel.INTERN, "careful")
+    for query in ("token", "key", "api_key"):  # a valid key, but in the URL: refused before anything else
+        with pytest.raises(websockets.exceptions.InvalidStatus):
+            async with websockets.connect(f"ws://{live}/ws/chat/careful?{query}={admin.key}", open_timeout=30):
+                pass
+    bearer = {"Authorization": f"Bearer {admin.key}"}
+    async with websockets.connect(f"ws://{live}/ws/chat/careful", additional_headers=bearer, open_timeout=30) as ws:
+        assert json.loads(await ws.recv())["type"] == "session"

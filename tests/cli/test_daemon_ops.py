@@ -99,7 +99,7 @@ def _mode(path: Path) -> int:
 
 
 async def _raw_ws_with_query_token(url: str, key: str) -> None:
-    """What a browser must do (it cannot set headers on a WebSocket): the server still accepts `?token=`."""
+    """A client that puts the key in the URL anyway: the server refuses it, and no log may keep the key."""
     with_query = f"{url.replace('http://', 'ws://')}/ws/supervision/no-such-session?token={key}"
     try:
         async with websockets.connect(with_query) as ws:

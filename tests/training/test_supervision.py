@@ -46,7 +46,9 @@ async def test_pause_correct_resume_and_finish_through_the_websocket(
 ) -> None:
     agent_id, session_id = await _start(client, admin, db, settings)
     assert effects.calls == []  # queued: nobody watches yet
-    async with websockets.connect(f"ws://{live_server}/ws/supervision/{session_id}?token={admin.key}") as ws:
+    async with websockets.connect(
+        f"ws://{live_server}/ws/supervision/{session_id}", additional_headers={"X-API-Key": admin.key}, open_timeout=30
+    ) as ws:
         assert (await _until(ws, "snapshot"))["status"] in ("queued", "running")
         assert await asyncio.wait_for(effects.arrived.get(), timeout=20) == 0  # step 1 is running, held open
         await ws.send(json.dumps({"command": "pause"}))
@@ -93,7 +95,9 @@ async def test_terminate_stops_before_the_next_step(
     live_server: str,
 ) -> None:
     _, session_id = await _start(client, admin, db, settings)
-    async with websockets.connect(f"ws://{live_server}/ws/supervision/{session_id}?token={admin.key}") as ws:
+    async with websockets.connect(
+        f"ws://{live_server}/ws/supervision/{session_id}", additional_headers={"X-API-Key": admin.key}, open_timeout=30
+    ) as ws:
         assert await asyncio.wait_for(effects.arrived.get(), timeout=20) == 0
         await ws.send(json.dumps({"command": "terminate"}))
         assert (await _until(ws, "ack"))["status"] == "terminated"
@@ -110,7 +114,11 @@ async def test_websocket_needs_a_valid_key_and_an_operator(
     viewer = await make_user("viewer")
     for token in ("", "atom_000000000000_nope", viewer.key):
         with pytest.raises(websockets.exceptions.InvalidStatus):
-            async with websockets.connect(f"ws://{live_server}/ws/supervision/{session_id}?token={token}"):
+            async with websockets.connect(
+                f"ws://{live_server}/ws/supervision/{session_id}",
+                additional_headers={"X-API-Key": token},
+                open_timeout=30,
+            ):
                 pass
     row = (await client.get(f"/api/supervision/{session_id}", headers=admin.headers)).json()
     assert row["status"] == "queued"  # refused connections do not count as supervisors
@@ -125,7 +133,9 @@ async def test_bad_commands_are_answered_not_fatal(
     live_server: str,
 ) -> None:
     _, session_id = await _start(client, admin, db, settings)
-    async with websockets.connect(f"ws://{live_server}/ws/supervision/{session_id}?token={admin.key}") as ws:
+    async with websockets.connect(
+        f"ws://{live_server}/ws/supervision/{session_id}", additional_headers={"X-API-Key": admin.key}, open_timeout=30
+    ) as ws:
         await ws.send(json.dumps({"command": "explode"}))
         assert (await _until(ws, "error"))["code"] == "VALIDATION_ERROR"
         await ws.send(json.dumps({"command": "correct"}))

@@ -1,6 +1,8 @@
-"""`/ws/chat/{agent}?token=<api key>[&session_id=<id>]`: chat with an agent over a WebSocket.
+"""`/ws/chat/{agent}[?session_id=<id>]`: chat with an agent over a WebSocket.
 
-Outside `/api`, so it authenticates the key itself (OPERATOR role; closes with 1008 otherwise).
+Outside `/api`, so it authenticates itself: the API key in the `X-API-Key` or `Authorization`
+header, or the dashboard's session cookie (OPERATOR role; closes with 1008 otherwise, and with
+`API_KEY_IN_URL` when a key is put in the URL).
 The server first sends `{"type": "session", "session_id", "agent_id"}` (a new session unless
 `session_id` names one of this agent's). The client sends `{"type": "message", "content": "..."}`
 to start a run and `{"type": "cancel"}` to stop it; the run's events follow the schema in
@@ -42,13 +44,12 @@ class ClientMessage(BaseModel):
 async def chat(websocket: WebSocket, agent_ref: str) -> None:
     db: Database = websocket.app.state.db
     settings: Settings = websocket.app.state.settings
-    token = websocket.query_params.get("token") or websocket.headers.get("x-api-key") or ""
     session_id = websocket.query_params.get("session_id")
     try:
         async with db.session_scope() as session:
             principal = await web_sessions.websocket_principal(  # an API key, or the dashboard's cookie
                 session=session,
-                key=token,
+                key=web_sessions.websocket_key(websocket.headers, websocket.query_params),
                 cookie=websocket.cookies.get(web_sessions.SESSION_COOKIE),
                 origin=websocket.headers.get("origin"),
                 host=websocket.headers.get("host"),

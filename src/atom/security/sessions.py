@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -286,6 +287,22 @@ async def api_principal(
     return active.principal
 
 
+def websocket_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str:
+    """The API key a WebSocket handshake presents: `X-API-Key` or `Authorization: Bearer`.
+
+    A key in the URL is refused, not read: URLs end up in proxy and access logs and browser history.
+    A browser page authenticates its sockets with the dashboard session cookie instead.
+    """
+    if any(name in query for name in ("token", "key", "api_key")):
+        raise Unauthorized(
+            "Send the API key in the X-API-Key or Authorization header, never in the URL.", code="API_KEY_IN_URL"
+        )
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return headers.get("x-api-key", "")
+
+
 async def websocket_principal(
     *,
     session: AsyncSession,
@@ -295,7 +312,8 @@ async def websocket_principal(
     host: str | None,
     settings: Settings,
 ) -> Principal:
-    """A WebSocket's caller: its API key when it presents one, else the dashboard session cookie.
+    """A WebSocket's caller: its API key when it presents one (`websocket_key`), else the dashboard
+    session cookie.
 
     Browsers send cookies on cross-site WebSocket handshakes and apply no CORS to them, so the
     cookie counts only when the handshake's Origin is this very site (the CSRF check of a socket).

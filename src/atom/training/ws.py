@@ -1,6 +1,7 @@
-"""`/ws/supervision/{id}?token=<api key>`: watch a supervised run live and steer it.
+"""`/ws/supervision/{id}`: watch a supervised run live and steer it.
 
-Outside `/api`, so it authenticates the key itself (closing with 1008 when missing or invalid).
+Outside `/api`, so it authenticates itself: the API key in the `X-API-Key` or `Authorization`
+header, or the dashboard's session cookie (closing with 1008 when missing or invalid).
 The client receives every event of the run; it may send `{"command": "pause"|"resume"|
 "terminate"|"correct", "params": {...}}` and gets `{"type": "ack"|"error", ...}` back.
 """
@@ -31,12 +32,11 @@ router = APIRouter()
 async def supervise(websocket: WebSocket, session_id: str) -> None:
     db: Database = websocket.app.state.db
     settings: Settings = websocket.app.state.settings
-    token = websocket.query_params.get("token") or websocket.headers.get("x-api-key") or ""
     try:
         async with db.session_scope() as session:
             principal = await web_sessions.websocket_principal(  # an API key, or the dashboard's cookie
                 session=session,
-                key=token,
+                key=web_sessions.websocket_key(websocket.headers, websocket.query_params),
                 cookie=websocket.cookies.get(web_sessions.SESSION_COOKIE),
                 origin=websocket.headers.get("origin"),
                 host=websocket.headers.get("host"),
