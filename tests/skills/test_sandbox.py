@@ -148,3 +148,35 @@ def test_a_program_that_never_reads_its_stdin_still_hits_the_wall_clock(sandbox:
     )
     # Stopped at its limit, long before the program's own 60 s end (not a speed assertion).
     assert result.violation == "timeout" and result.duration_ms < 30_000
+
+
+def _limits_inside(result: object) -> dict[str, str]:
+    """'Max cpu time' -> its soft limit, from /proc/self/limits printed inside the sandbox."""
+    rows = {}
+    for line in result.stdout.splitlines()[1:]:  # type: ignore[attr-defined]
+        name, soft = line[:26].strip(), line[26:47].strip()
+        rows[name] = soft
+    return rows
+
+
+def test_the_limits_are_set_before_the_program_starts(sandbox: Sandbox) -> None:
+    result = sandbox.run(["/bin/cat", "/proc/self/limits"], limits=SandboxLimits(timeout_s=7))
+    assert result.ok, result.stderr
+    rows = _limits_inside(result)
+    assert rows["Max cpu time"] == "8" and rows["Max open files"] == "256"
+    assert rows["Max file size"] == str(64 * 1024 * 1024) and rows["Max core file size"] == "0"
+    if sandbox.cgroup_version is None:  # else the cgroup holds them (the fork and memory bombs above)
+        assert rows["Max address space"] == str(256 * 1024 * 1024) and rows["Max processes"] == "64"
+
+
+def test_without_the_prlimit_program_it_confines_or_refuses(tmp_path: Path) -> None:
+    """Limits then go on the waiting child with prlimit(2), which needs CAP_SYS_RESOURCE over it. Where that
+    is missing the run is refused and the program never starts; where it is there, the limits hold."""
+    box = Sandbox(prlimit_path=None)
+    if box.probe():
+        assert "could not confine" in box.probe()
+        with pytest.raises(Unavailable):
+            box.run(["/bin/true"])
+        return
+    result = box.run(["/bin/cat", "/proc/self/limits"], limits=SandboxLimits(timeout_s=7))
+    assert _limits_inside(result)["Max cpu time"] == "8"

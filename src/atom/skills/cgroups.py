@@ -35,6 +35,22 @@ class CgroupRun:
             return 0
         return 0
 
+    def join(self, pid: int) -> None:
+        for procs in self.procs_files:
+            with open(procs, "w") as handle:
+                handle.write(str(pid))
+
+    def holds(self, pid: int) -> bool:
+        """Whether `pid` is in this run's cgroup (each of memory and pids, on v1)."""
+        wanted = {"": self.memory_dir} if self.version == 2 else {"memory": self.memory_dir, "pids": self.pids_dir}
+        found = set()
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for name, directory in wanted.items():
+                if name in controllers.split(",") and path.endswith(f"/{PARENT}/{directory.name}"):
+                    found.add(name)
+        return found == set(wanted)
+
     def memory_hit(self) -> bool:
         if self.version == 2:
             return self._events(self.memory_dir / "memory.events", "oom_kill") > 0
