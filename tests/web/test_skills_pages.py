@@ -80,7 +80,9 @@ async def test_a_viewer_sees_verdicts_and_flagged_lines_but_no_buttons_and_a_for
     assert 'action="/skills/' not in page.text and "cannot be trusted" not in page.text
 
     csrf = await page_csrf(client, f"/skills/{good}")
-    forged = await client.post(f"/skills/{good}/trust", data={"csrf_token": csrf, "content_hash": await _hash(db, good)})
+    forged = await client.post(
+        f"/skills/{good}/trust", data={"csrf_token": csrf, "content_hash": await _hash(db, good)}
+    )
     assert forged.status_code == 403 and "approver role" in forged.text
     banned = await client.post(f"/skills/{good}/ban", data={"csrf_token": csrf, "reason": "no"})
     assert banned.status_code == 403

@@ -92,7 +92,9 @@ def _blocks(lines: list[Line], flagged: set[int], *, whole: bool) -> list[list[L
     return blocks
 
 
-def build(skill_md: str, files: dict[str, str], findings: list[dict[str, Any]]) -> tuple[list[SourceFile], list[FindingView]]:
+def build(
+    skill_md: str, files: dict[str, str], findings: list[dict[str, Any]]
+) -> tuple[list[SourceFile], list[FindingView]]:
     """The files to show (SKILL.md first, then bundled files by path) and the findings linked to their lines."""
     texts = {SKILL_MD: skill_md_lines(skill_md), **{p: file_lines(t) for p, t in sorted(files.items())}}
     by_line: dict[tuple[str, int], list[tuple[int, str]]] = {}

@@ -83,21 +83,22 @@ async def import_zip(request: Request, upload_user: OperatorUpload, db: Database
     errors: dict[str, str] = {}
     report = None
     data = b""
-    if upload.file is None or not upload.file.filename:
+    filename = (upload.file.filename or "") if upload.file is not None else ""
+    if upload.file is None or not filename:
         errors["archive"] = "Choose a .zip file."
     else:
         try:
             data = await upload.file.read()
         finally:
             await upload.file.close()
-        if (upload.file.content_type or "") not in ZIP_TYPES and not upload.file.filename.lower().endswith(".zip"):
+        if (upload.file.content_type or "") not in ZIP_TYPES and not filename.lower().endswith(".zip"):
             errors["archive"] = "Upload a .zip archive."
         elif not data:
             errors["archive"] = "The file is empty."
     update = upload.fields.get("update") == "yes"
     if not errors:
         try:
-            found = bundle.read_zip(data, name=(upload.file.filename if upload.file else "upload.zip")[:200])
+            found = bundle.read_zip(data, name=filename[:200])
             async with db.session_scope() as session:
                 report = await service.import_bundles(
                     session=session, bundles=found, actor=audit.Actor.user(user.principal.user_id), update=update
@@ -150,7 +151,9 @@ async def skill_page(request: Request, ref: RefPath, user: ViewerPage, session: 
     return _show(request, await _detail(session, ref))
 
 
-async def _again(request: Request, db: DatabaseDep, ref: str, errors: dict[str, str], values: dict[str, str]) -> Response:
+async def _again(
+    request: Request, db: DatabaseDep, ref: str, errors: dict[str, str], values: dict[str, str]
+) -> Response:
     async with db.session_scope() as session:
         context = await _detail(session, ref)
     context.update(errors=errors, values=values)
@@ -166,9 +169,7 @@ async def trust(request: Request, ref: RefPath, form_user: ApproverForm, db: Dat
         return await _again(request, db, ref, {"form": "The content hash you trust is missing; reload the page."}, {})
     try:
         async with db.session_scope() as session:
-            skill = await service.trust(
-                session=session, ref=ref, content_hash_seen=seen, actor=_actor(user)
-            )
+            skill = await service.trust(session=session, ref=ref, content_hash_seen=seen, actor=_actor(user))
         return redirect(f"/skills/{skill.id}?flash=skill_trusted")
     except Conflict as exc:
         return await _again(request, db, ref, {"form": exc.message}, {})
