@@ -19,7 +19,7 @@ from atom.audit import service as audit
 from atom.config import Settings
 from atom.db import migrate
 from atom.db.session import Database
-from atom.skills import bundle, confine, service
+from atom.skills import bundle, service
 from atom.skills.sandbox import Sandbox, SandboxLimits
 from atom.skills.scanner import scan
 
@@ -51,8 +51,7 @@ def sandbox_overhead(runs: int) -> None:
     # bubblewrap alone: the same namespaces and mounts, started directly (the cost Atom adds is the rest).
     workdir = Path(tempfile.mkdtemp(prefix="atom-bench-"))
     workdir.chmod(0o755)
-    bwrap_alone = box._argv(BARE, workdir, confine.Gate(-1, -1, -1, -1))
-    bwrap_alone = [a for a in bwrap_alone if a not in ("--info-fd", "--block-fd", "-1")]
+    bwrap_alone = box._argv(BARE, workdir, None)
     as_nobody = {"user": 65534, "group": 65534, "extra_groups": []} if box.drop_to_nobody else {}
     samples: dict[str, list[float]] = {"bare": [], "bwrap": [], "cgroup": [], "rlimit": []}
     # Interleaved, so that load on the machine hits each alike.

@@ -167,11 +167,11 @@ class Sandbox:
                 details={"reason": reason},
             )
 
-    def _argv(self, command: list[str], workdir: Path, gate: confine.Gate) -> list[str]:
+    def _argv(self, command: list[str], workdir: Path, gate: confine.Gate | None) -> list[str]:
         assert self.bwrap is not None
         argv = [
             self.bwrap,
-            *gate.bwrap_args(),
+            *(gate.bwrap_args() if gate is not None else ()),
             "--unshare-all",
             "--unshare-user",
             "--die-with-parent",
@@ -281,7 +281,7 @@ class Sandbox:
                     os.chown(os.path.join(directory, name), NOBODY, NOBODY)
         workdir.chmod(0o700)
 
-    def _spawn(self, argv: list[str], gate: confine.Gate, limits: confine.Limits) -> subprocess.Popen[bytes]:
+    def _spawn(self, argv: list[str], gate: confine.Gate | None, limits: confine.Limits) -> subprocess.Popen[bytes]:
         """bubblewrap behind `setpriv` (nobody, for a root Atom) and `prlimit`: execs only, so Python starts
         the chain with vfork (no preexec_fn). Without setpriv, Popen's user/group: a fork of this process."""
         ids: dict[str, Any] = {}
@@ -297,7 +297,7 @@ class Sandbox:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=gate.pass_fds,
+            pass_fds=gate.pass_fds if gate is not None else (),
             close_fds=True,
             start_new_session=True,
             env=confine.LAUNCH_ENV,
@@ -319,14 +319,19 @@ class Sandbox:
             memory_bytes=None if held else limits.memory_bytes,
             processes=None if held else limits.pids,
         )
-        gate = confine.Gate.open()
+        # The gate is needed to put the child in its cgroup, or to set its limits without the prlimit program.
+        gate = confine.Gate.open() if held or not self.prlimit else None
         try:
             process = self._spawn(self._argv(command, workdir, gate), gate, rlimits)
-            gate.spawned()
-            early = self._join_early(run_cgroup, process.pid)
+            early = None
+            violation = None
+            if gate is not None:
+                gate.spawned()
+                early = self._join_early(run_cgroup, process.pid)
             try:
-                on_child = None if self.prlimit else rlimits
-                violation = self._confine(gate, limits.timeout_s, run_cgroup, on_child, started)
+                if gate is not None:
+                    on_child = None if self.prlimit else rlimits
+                    violation = self._confine(gate, limits.timeout_s, run_cgroup, on_child, started)
                 if early is not None:
                     early.join()
             except BaseException:
@@ -335,7 +340,8 @@ class Sandbox:
                 streams.close_streams(process, stdin_too=True)
                 raise
         finally:
-            gate.close()
+            if gate is not None:
+                gate.close()
         if violation is None:
             out, err, violation = streams.collect(process, stdin, limits.timeout_s, limits.output_bytes, started)
         else:
