@@ -25,6 +25,8 @@ import os
 import resource
 import select
 import signal
+import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -54,6 +56,14 @@ class Limits:
     cpu_s: int
     memory_bytes: int | None = None
     processes: int | None = None
+
+    @classmethod
+    def for_run(cls, timeout_s: float, memory_bytes: int, pids: int, cgroup_held: bool) -> Limits:
+        return cls(
+            cpu_s=int(timeout_s) + 1,
+            memory_bytes=None if cgroup_held else memory_bytes,
+            processes=None if cgroup_held else pids,
+        )
 
     def prlimit_prefix(self, prlimit: str) -> list[str]:
         """The same limits as the `prlimit` program's options, which sets them on itself and execs the rest."""
@@ -176,3 +186,53 @@ class Gate:
     def close(self) -> None:
         for fd in (self.info_r, self.info_w, self.block_r, self.block_w):
             self._close(fd)
+
+
+def join_early(run_cgroup: cgroups.CgroupRun, pid: int) -> threading.Thread:
+    """Move bubblewrap itself into the cgroup while it starts. A cgroup move waits for an RCU grace period
+    (milliseconds); started now, the move of its sandboxed child later shares that wait instead of paying
+    its own. Best effort: what confines is the child's move, which is checked."""
+
+    def join() -> None:
+        with contextlib.suppress(OSError):
+            run_cgroup.join(pid)
+
+    thread = threading.Thread(target=join, daemon=True)
+    thread.start()
+    return thread
+
+
+def admit(
+    gate: Gate,
+    process: subprocess.Popen[bytes],
+    timeout_s: float,
+    run_cgroup: cgroups.CgroupRun | None,
+    rlimits: Limits | None,
+    started: float,
+) -> str | None:
+    """Wait for bubblewrap's child, confine it, let it go on; "timeout" if that took the whole wall clock.
+    No child (bubblewrap failed before creating it, or it ended): nothing runs; its error is collected.
+    When confining fails, bubblewrap is killed and reaped and Unavailable raised."""
+    early = join_early(run_cgroup, process.pid) if run_cgroup is not None else None
+    try:
+        try:
+            child = gate.wait_child(started + timeout_s)
+        except TimeoutError:
+            return "timeout"
+        if child is not None and gate.confine(run_cgroup, rlimits):
+            gate.release()
+        return None
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        if run_cgroup is not None:
+            run_cgroup.kill_all()
+        process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        raise
+    finally:
+        if early is not None:
+            early.join()

@@ -14,7 +14,6 @@ reachable daemon) but not driven yet.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
@@ -247,7 +246,8 @@ class Sandbox:
                 run_cgroup = cgroups.create(
                     self.cgroup_version, new_id(), memory_bytes=limits.memory_bytes, pids=limits.pids
                 )
-            return self._execute(command, workdir, stdin, limits, run_cgroup)
+            process, started, violation = self._launch(command, workdir, limits, run_cgroup)
+            return self._finish(process, stdin, limits, run_cgroup, started, violation)
         finally:
             self._clean_up_later(workdir, run_cgroup)
 
@@ -281,7 +281,13 @@ class Sandbox:
                     os.chown(os.path.join(directory, name), NOBODY, NOBODY)
         workdir.chmod(0o700)
 
-    def _spawn(self, argv: list[str], gate: confine.Gate | None, limits: confine.Limits) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self,
+        argv: list[str],
+        gate: confine.Gate | None,
+        limits: confine.Limits | None,
+        extra_fds: tuple[int, ...] = (),
+    ) -> subprocess.Popen[bytes]:
         """bubblewrap behind `setpriv` (nobody, for a root Atom) and `prlimit`: execs only, so Python starts
         the chain with vfork (no preexec_fn). Without setpriv, Popen's user/group: a fork of this process."""
         ids: dict[str, Any] = {}
@@ -290,58 +296,50 @@ class Sandbox:
             prefix += confine.setpriv_prefix(self.setpriv)
         elif self.drop_to_nobody:
             ids = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
-        if self.prlimit:
+        if self.prlimit and limits is not None:
             prefix += limits.prlimit_prefix(self.prlimit)
         return subprocess.Popen(  # noqa: S603 — a fixed argv; the command runs confined
             prefix + argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=gate.pass_fds if gate is not None else (),
+            pass_fds=(*(gate.pass_fds if gate is not None else ()), *extra_fds),
             close_fds=True,
             start_new_session=True,
             env=confine.LAUNCH_ENV,
             **ids,
         )
 
-    def _execute(
-        self,
-        command: list[str],
-        workdir: Path,
-        stdin: bytes,
-        limits: SandboxLimits,
-        run_cgroup: cgroups.CgroupRun | None,
-    ) -> SandboxResult:
+    def _launch(
+        self, command: list[str], workdir: Path, limits: SandboxLimits, run_cgroup: cgroups.CgroupRun | None
+    ) -> tuple[subprocess.Popen[bytes], float, str | None]:
+        """Start bubblewrap for `command` and confine its child: (process, start time, "timeout" or None)."""
         started = time.perf_counter()
-        held = run_cgroup is not None
-        rlimits = confine.Limits(
-            cpu_s=int(limits.timeout_s) + 1,
-            memory_bytes=None if held else limits.memory_bytes,
-            processes=None if held else limits.pids,
-        )
+        rlimits = confine.Limits.for_run(limits.timeout_s, limits.memory_bytes, limits.pids, run_cgroup is not None)
         # The gate is needed to put the child in its cgroup, or to set its limits without the prlimit program.
-        gate = confine.Gate.open() if held or not self.prlimit else None
+        gate = confine.Gate.open() if run_cgroup is not None or not self.prlimit else None
         try:
-            process = self._spawn(self._argv(command, workdir, gate), gate, rlimits)
-            early = None
+            process = self._spawn(self._argv(command, workdir, gate), gate, rlimits if self.prlimit else None)
             violation = None
             if gate is not None:
                 gate.spawned()
-                early = self._join_early(run_cgroup, process.pid)
-            try:
-                if gate is not None:
-                    on_child = None if self.prlimit else rlimits
-                    violation = self._confine(gate, limits.timeout_s, run_cgroup, on_child, started)
-                if early is not None:
-                    early.join()
-            except BaseException:
-                streams.kill(process, run_cgroup)
-                process.wait()
-                streams.close_streams(process, stdin_too=True)
-                raise
+                on_child = None if self.prlimit else rlimits
+                violation = confine.admit(gate, process, limits.timeout_s, run_cgroup, on_child, started)
         finally:
             if gate is not None:
                 gate.close()
+        return process, started, violation
+
+    def _finish(
+        self,
+        process: subprocess.Popen[bytes],
+        stdin: bytes,
+        limits: SandboxLimits,
+        run_cgroup: cgroups.CgroupRun | None,
+        started: float,
+        violation: str | None,
+    ) -> SandboxResult:
+        """Feed, read and wait within the limits; say which limit was hit."""
         if violation is None:
             out, err, violation = streams.collect(process, stdin, limits.timeout_s, limits.output_bytes, started)
         else:
@@ -369,37 +367,3 @@ class Sandbox:
             violation=violation,
             confinement=self.confinement(),
         )
-
-    @staticmethod
-    def _join_early(run_cgroup: cgroups.CgroupRun | None, pid: int) -> threading.Thread | None:
-        """Move bubblewrap itself into the cgroup while it starts. A cgroup move waits for an RCU grace period
-        (milliseconds); started now, the move of its sandboxed child later shares that wait instead of paying
-        its own. Best effort: what confines is the child's move, which is checked."""
-        if run_cgroup is None:
-            return None
-
-        def join() -> None:
-            with contextlib.suppress(OSError):
-                run_cgroup.join(pid)
-
-        thread = threading.Thread(target=join, daemon=True)
-        thread.start()
-        return thread
-
-    @staticmethod
-    def _confine(
-        gate: confine.Gate,
-        timeout_s: float,
-        run_cgroup: cgroups.CgroupRun | None,
-        rlimits: confine.Limits | None,
-        started: float,
-    ) -> str | None:
-        """Wait for bubblewrap's child, confine it, let it go on; "timeout" if that took the whole wall clock.
-        No child (bubblewrap failed before creating it, or it ended): nothing runs; its error is collected."""
-        try:
-            child = gate.wait_child(started + timeout_s)
-        except TimeoutError:
-            return "timeout"
-        if child is not None and gate.confine(run_cgroup, rlimits):
-            gate.release()
-        return None
