@@ -14,6 +14,7 @@ reachable daemon) but not driven yet.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -29,6 +30,7 @@ from typing import Any
 from atom.db.base import new_id
 from atom.errors import InvalidInput, Unavailable
 from atom.skills import cgroups, confine, streams
+from atom.skills import warm as warm_mod
 
 NOBODY = confine.NOBODY
 DEFAULT_MEMORY = 256 * 1024 * 1024
@@ -99,6 +101,7 @@ class Sandbox:
         use_cgroups: bool = True,
         bwrap_path: str | None = None,
         prlimit_path: str | None = "prlimit",
+        warm: bool = True,
     ) -> None:
         self.backend = backend
         self.max_timeout_s = max_timeout_s
@@ -110,6 +113,9 @@ class Sandbox:
         self.cgroup_version: int | None = None
         self.drop_to_nobody = os.geteuid() == 0
         self._probed: str | None = None  # None: not yet; "" ok; else the reason it cannot confine
+        # After the first run, the next run's sandbox is prepared in the background (warm.py).
+        self._warm_python = warm_mod.launcher_python() if warm else None
+        self._preparer: warm_mod.Preparer | None = None
         self._cleaner: ThreadPoolExecutor | None = None
         self._cleaner_lock = threading.Lock()
 
@@ -238,10 +244,53 @@ class Sandbox:
         """Run `command` inside the sandbox with `files` (relative path -> text) in its work dir."""
         self._require()
         limits = (limits or SandboxLimits()).checked(self.max_timeout_s)
+        ready = self._preparer.take() if self._preparer is not None else None
+        try:
+            if ready is not None:
+                return self._run_warm(ready, command, files or {}, stdin, limits)
+            return self._run_cold(command, files or {}, stdin, limits)
+        finally:
+            self._want_warm(limits)
+
+    def _want_warm(self, limits: SandboxLimits) -> None:
+        if self._preparer is None and self._warm_python is not None and self._probed == "":
+            with self._cleaner_lock:
+                if self._preparer is None:
+                    self._preparer = warm_mod.Preparer(self, self._warm_python, limits.memory_bytes, limits.pids)
+                    atexit.register(self.close)
+        if self._preparer is not None:
+            self._preparer.want(limits.memory_bytes, limits.pids)
+
+    def wait_warm(self, timeout_s: float) -> bool:
+        """Whether the next run's sandbox is ready (waits up to `timeout_s`); benchmarks wait for it."""
+        return self._preparer is not None and self._preparer.wait_ready(timeout_s)
+
+    def _run_warm(
+        self, ready: warm_mod.Warm, command: list[str], files: dict[str, str], stdin: bytes, limits: SandboxLimits
+    ) -> SandboxResult:
+        try:
+            self._populate(ready.workdir, files)
+            if ready.run_cgroup is not None and (ready.memory_bytes, ready.pids) != (limits.memory_bytes, limits.pids):
+                ready.run_cgroup.set_limits(limits.memory_bytes, limits.pids)
+            held = ready.run_cgroup is not None
+            started = ready.go(
+                command, confine.Limits.for_run(limits.timeout_s, limits.memory_bytes, limits.pids, held)
+            )
+        except BaseException:
+            ready.discard()
+            raise
+        try:
+            return self._finish(ready.process, stdin, limits, ready.run_cgroup, started, None)
+        finally:
+            self._clean_up_later(ready.workdir, ready.run_cgroup)
+
+    def _run_cold(
+        self, command: list[str], files: dict[str, str], stdin: bytes, limits: SandboxLimits
+    ) -> SandboxResult:
         workdir = Path(tempfile.mkdtemp(prefix="atom-skill-"))
         run_cgroup = None
         try:
-            self._populate(workdir, files or {})
+            self._populate(workdir, files)
             if self.cgroup_version is not None:
                 run_cgroup = cgroups.create(
                     self.cgroup_version, new_id(), memory_bytes=limits.memory_bytes, pids=limits.pids
@@ -260,7 +309,9 @@ class Sandbox:
             self._cleaner.submit(_clean_up, workdir, run_cgroup)
 
     def close(self) -> None:
-        """Wait for pending clean-ups (tests, shutdown)."""
+        """Drop the warm sandbox and wait for pending clean-ups (tests, shutdown)."""
+        if self._preparer is not None:
+            self._preparer.close()
         with self._cleaner_lock:
             cleaner, self._cleaner = self._cleaner, None
         if cleaner is not None:
