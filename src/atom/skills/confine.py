@@ -14,7 +14,7 @@ child, which costs tens of milliseconds, more the larger the server.
 
 The block pipe's write end is also handed to bubblewrap, so the child never reads end-of-file: if Atom dies
 while the child waits, nothing lets it go on — it stays blocked, running nothing, until killed (a leaked
-sleeping process: bubblewrap 0.8 arms --die-with-parent in the child only after the wait). If confining
+sleeping process: seen with bubblewrap 0.8, whose waiting child has not armed --die-with-parent yet). If confining
 fails, the child is killed before the pipe is closed and the run is refused. The program inherits that
 write end (a pipe nobody reads once it runs); the warm launcher (warm.py) closes it before its exec.
 """
