@@ -196,6 +196,9 @@ class Preparer:
         self._wanted.set()
         if warm is not None:
             warm.discard()
+        # A preparation under way finishes and is discarded: nothing is left behind (work dir, cgroup).
+        if self._thread is not threading.current_thread():
+            self._thread.join(READY_TIMEOUT_S * 2)
 
     def _loop(self) -> None:
         while True:
