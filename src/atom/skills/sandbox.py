@@ -29,7 +29,7 @@ from typing import Any
 
 from atom.db.base import new_id
 from atom.errors import InvalidInput, Unavailable
-from atom.skills import cgroups, confine, streams
+from atom.skills import bwrap, cgroups, confine, streams
 from atom.skills import warm as warm_mod
 
 NOBODY = confine.NOBODY
@@ -38,8 +38,6 @@ DEFAULT_PIDS = 64
 DEFAULT_TIMEOUT_S = 30.0
 MAX_TIMEOUT_S = 300.0
 DEFAULT_OUTPUT = 1024 * 1024
-_SANDBOX_TMP = "/tmp"  # noqa: S108 — the sandbox's own private tmpfs, not the host's /tmp
-_ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives", "/etc/mime.types")
 
 
 @dataclass(frozen=True)
@@ -174,64 +172,7 @@ class Sandbox:
 
     def _argv(self, command: list[str], workdir: Path, gate: confine.Gate | None) -> list[str]:
         assert self.bwrap is not None
-        argv = [
-            self.bwrap,
-            *(gate.bwrap_args() if gate is not None else ()),
-            "--unshare-all",
-            "--unshare-user",
-            "--die-with-parent",
-            "--new-session",
-            "--ro-bind",
-            "/usr",
-            "/usr",
-        ]
-        for name in ("bin", "sbin", "lib", "lib64", "lib32"):
-            path = Path("/") / name
-            if path.is_symlink():
-                argv += ["--symlink", os.readlink(path), str(path)]
-            elif path.is_dir():
-                argv += ["--ro-bind", str(path), str(path)]
-        for etc in _ETC_FILES:
-            if os.path.exists(etc):
-                argv += ["--ro-bind", etc, etc]
-        argv += [
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--tmpfs",
-            _SANDBOX_TMP,
-            "--bind",
-            str(workdir),
-            "/work",
-            "--chdir",
-            "/work",
-            "--clearenv",
-            "--setenv",
-            "PATH",
-            "/usr/local/bin:/usr/bin:/bin",
-            "--setenv",
-            "HOME",
-            "/work",
-            "--setenv",
-            "TMPDIR",
-            _SANDBOX_TMP,
-            "--setenv",
-            "LANG",
-            "C.UTF-8",
-            "--setenv",
-            "PYTHONDONTWRITEBYTECODE",
-            "1",
-            "--uid",
-            str(self._uid()),
-            "--gid",
-            str(self._uid()),
-            "--remount-ro",
-            "/",
-            "--",
-            *command,
-        ]
-        return argv
+        return bwrap.argv(self.bwrap, command, workdir, self._uid(), gate.bwrap_args() if gate is not None else [])
 
     def run(
         self,
@@ -253,6 +194,8 @@ class Sandbox:
             self._want_warm(limits)
 
     def _want_warm(self, limits: SandboxLimits) -> None:
+        if self._preparer is not None and self._preparer.pid != os.getpid():
+            self._preparer = None  # inherited through a fork: that one's thread and sandbox are not ours
         if self._preparer is None and self._warm_python is not None and self._probed == "":
             with self._cleaner_lock:
                 if self._preparer is None:

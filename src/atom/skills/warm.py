@@ -171,6 +171,7 @@ class Preparer:
         self._wanted = threading.Event()
         self._closed = False
         self._failures = 0
+        self.pid = os.getpid()  # a forked copy of Atom has no preparing thread and no children of this one
         self._thread = threading.Thread(target=self._loop, name="atom-sandbox-warm", daemon=True)
         self._thread.start()
 
@@ -180,6 +181,8 @@ class Preparer:
             self._wanted.set()
 
     def take(self) -> Warm | None:
+        if os.getpid() != self.pid:
+            return None
         with self._lock:
             warm, self._ready = self._ready, None
             return warm
