@@ -8,8 +8,9 @@ never binds uid 0, a root Atom drops the sandboxed process to uid/gid 65534 firs
 only then). CPU time is RLIMIT_CPU, wall clock is enforced here, stdout+stderr are capped.
 If bubblewrap is missing or cannot create its namespaces, or the process cannot be put in its cgroup
 or given its limits, `Sandbox.run` raises `Unavailable`: it never runs code unconfined. How the limits
-are applied before the program starts, without a preexec_fn: `confine`. Docker is detected (a
-reachable daemon) but not driven yet.
+are applied before the program starts, without a preexec_fn: `confine`; after a first run, the next
+run's sandbox is made ready in the background: `warm`. Docker is detected (a reachable daemon) but not
+driven yet.
 """
 
 from __future__ import annotations
