@@ -16,15 +16,28 @@ from tests.support import databases
 PY = ["/usr/bin/python3", "-I", "-S", "-c"]
 
 
-@pytest.fixture(scope="module", params=["cgroup", "rlimit"])
-def sandbox(request: pytest.FixtureRequest) -> Sandbox:
-    box = Sandbox(use_cgroups=request.param == "cgroup")
+@pytest.fixture(scope="module", params=["cgroup", "rlimit", "cgroup-cold", "rlimit-cold"])
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """Warm: the next run's sandbox is prepared in the background (each test waits for it); cold: never."""
+    warm = not request.param.endswith("-cold")
+    box = Sandbox(use_cgroups=request.param.startswith("cgroup"), warm=warm)
     reason = box.probe()
     if reason:
         databases.missing_service(f"the skill sandbox cannot confine here: {reason}")
-    if request.param == "cgroup" and box.cgroup_version is None:
+    if request.param.startswith("cgroup") and box.cgroup_version is None:
         pytest.skip("no writable cgroup on this machine (the rlimit variant runs)")
-    return box
+    if warm:
+        box.run(["/bin/true"])  # the first run starts the preparation
+    yield box
+    box.close()
+
+
+@pytest.fixture(autouse=True)
+def _warm_first(request: pytest.FixtureRequest) -> None:
+    if "sandbox" in request.fixturenames:
+        box = request.getfixturevalue("sandbox")
+        if box._warm_python is not None:
+            assert box.wait_warm(30), "the warm sandbox was not prepared"
 
 
 def _py(box: Sandbox, code: str, timeout: float = 5.0, **files: str) -> object:
@@ -148,3 +161,67 @@ def test_a_program_that_never_reads_its_stdin_still_hits_the_wall_clock(sandbox:
     )
     # Stopped at its limit, long before the program's own 60 s end (not a speed assertion).
     assert result.violation == "timeout" and result.duration_ms < 30_000
+
+
+def _limits_inside(result: object) -> dict[str, str]:
+    """'Max cpu time' -> its soft limit, from /proc/self/limits printed inside the sandbox."""
+    rows = {}
+    for line in result.stdout.splitlines()[1:]:  # type: ignore[attr-defined]
+        name, soft = line[:26].strip(), line[26:47].strip()
+        rows[name] = soft
+    return rows
+
+
+def test_the_limits_are_set_before_the_program_starts(sandbox: Sandbox) -> None:
+    result = sandbox.run(["/bin/cat", "/proc/self/limits"], limits=SandboxLimits(timeout_s=7))
+    assert result.ok, result.stderr
+    rows = _limits_inside(result)
+    assert rows["Max cpu time"] == "8" and rows["Max open files"] == "256"
+    assert rows["Max file size"] == str(64 * 1024 * 1024) and rows["Max core file size"] == "0"
+    if sandbox.cgroup_version is None:  # else the cgroup holds them (the fork and memory bombs above)
+        assert rows["Max address space"] == str(256 * 1024 * 1024) and rows["Max processes"] == "64"
+
+
+def test_without_the_prlimit_program_it_confines_or_refuses(tmp_path: Path) -> None:
+    """Limits then go on the waiting child with prlimit(2), which needs CAP_SYS_RESOURCE over it. Where that
+    is missing the run is refused and the program never starts; where it is there, the limits hold."""
+    box = Sandbox(prlimit_path=None)
+    if box.probe():
+        assert "could not confine" in box.probe()
+        with pytest.raises(Unavailable):
+            box.run(["/bin/true"])
+        return
+    result = box.run(["/bin/cat", "/proc/self/limits"], limits=SandboxLimits(timeout_s=7))
+    assert _limits_inside(result)["Max cpu time"] == "8"
+
+
+def test_the_program_gets_its_files_its_limits_and_in_a_warm_sandbox_only_its_own_descriptors(
+    sandbox: Sandbox,
+) -> None:
+    """A warm sandbox's launcher closes every descriptor but stdin/stdout/stderr, sets the run's limits,
+    then execs (a cold start leaves the gate's pipe end: nothing reads it once the program runs)."""
+    code = (
+        "import os\n"
+        "def is_open(fd):\n"
+        "    try:\n        os.fstat(fd)\n        return True\n    except OSError:\n        return False\n"
+        "print([fd for fd in range(3, 64) if is_open(fd)], os.getuid(), os.getcwd(), open('in.txt').read())"
+    )
+    result = sandbox.run([*PY, code], files={"in.txt": "given"}, limits=SandboxLimits(timeout_s=4))
+    assert result.ok, result.stderr
+    extra, rest = result.stdout.split("]", 1)
+    assert rest.split() == ["65534", "/work", "given"]
+    if sandbox._warm_python is not None:
+        assert extra == "["
+    limits = _limits_inside(sandbox.run(["/bin/cat", "/proc/self/limits"], limits=SandboxLimits(timeout_s=4)))
+    assert limits["Max cpu time"] == "5"
+
+
+def test_a_smaller_memory_limit_than_the_prepared_one_still_holds(sandbox: Sandbox) -> None:
+    limits = SandboxLimits(timeout_s=10, memory_bytes=64 * 1024 * 1024)
+    grab = "x = bytearray(128 * 1024 * 1024)\nprint('got it')"
+    result = sandbox.run([*PY, grab], limits=limits)
+    assert not result.ok and "got it" not in result.stdout
+    if sandbox.cgroup_version is not None:
+        assert result.violation == "memory"
+    else:
+        assert "MemoryError" in result.stderr

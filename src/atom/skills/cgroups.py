@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,31 @@ class CgroupRun:
             return 0
         return 0
 
+    def set_limits(self, memory_bytes: int, pids: int) -> None:
+        if self.version == 2:
+            (self.memory_dir / "memory.max").write_text(str(memory_bytes))
+        else:
+            (self.memory_dir / "memory.limit_in_bytes").write_text(str(memory_bytes))
+            with contextlib.suppress(OSError):
+                (self.memory_dir / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
+        (self.pids_dir / "pids.max").write_text(str(pids))
+
+    def join(self, pid: int) -> None:
+        for procs in self.procs_files:
+            with open(procs, "w") as handle:
+                handle.write(str(pid))
+
+    def holds(self, pid: int) -> bool:
+        """Whether `pid` is in this run's cgroup (each of memory and pids, on v1)."""
+        wanted = {"": self.memory_dir} if self.version == 2 else {"memory": self.memory_dir, "pids": self.pids_dir}
+        found = set()
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for name, directory in wanted.items():
+                if name in controllers.split(",") and path.endswith(f"/{PARENT}/{directory.name}"):
+                    found.add(name)
+        return found == set(wanted)
+
     def memory_hit(self) -> bool:
         if self.version == 2:
             return self._events(self.memory_dir / "memory.events", "oom_kill") > 0
@@ -55,9 +81,10 @@ class CgroupRun:
                         os.kill(int(pid), signal.SIGKILL)
 
     def remove(self) -> None:
+        """Kill what is left and remove the directories (off the run's path: it may wait up to ~0.5 s)."""
         self.kill_all()
         for directory in {self.memory_dir, self.pids_dir}:
-            for _ in range(50):
+            for attempt in range(200):
                 try:
                     directory.rmdir()
                     break
@@ -65,7 +92,7 @@ class CgroupRun:
                     break
                 except OSError:  # busy until the last killed process is reaped
                     self.kill_all()
-                    os.sched_yield()
+                    time.sleep(0 if attempt < 20 else 0.0025)
 
 
 def _writable(directory: Path) -> bool:

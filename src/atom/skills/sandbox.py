@@ -6,39 +6,39 @@ loopback), the host's /usr read-only, a private tmpfs /tmp, one writable work di
 v1); where no cgroup is writable, RLIMIT_AS and RLIMIT_NPROC instead — and since RLIMIT_NPROC
 never binds uid 0, a root Atom drops the sandboxed process to uid/gid 65534 first (always, not
 only then). CPU time is RLIMIT_CPU, wall clock is enforced here, stdout+stderr are capped.
-If bubblewrap is missing or cannot create its namespaces, `Sandbox.run` raises `Unavailable`:
-it never runs code unconfined. Docker is detected (a reachable daemon) but not driven yet.
+If bubblewrap is missing or cannot create its namespaces, or the process cannot be put in its cgroup
+or given its limits, `Sandbox.run` raises `Unavailable`: it never runs code unconfined. How the limits
+are applied before the program starts, without a preexec_fn: `confine`; after a first run, the next
+run's sandbox is made ready in the background: `warm`. Docker is detected (a reachable daemon) but not
+driven yet.
 """
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import os
-import resource
-import selectors
 import shutil
 import socket
 import subprocess
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import Any
 
 from atom.db.base import new_id
 from atom.errors import InvalidInput, Unavailable
-from atom.skills import cgroups
+from atom.skills import bwrap, cgroups, confine, streams
+from atom.skills import warm as warm_mod
 
-NOBODY = 65534
+NOBODY = confine.NOBODY
 DEFAULT_MEMORY = 256 * 1024 * 1024
 DEFAULT_PIDS = 64
 DEFAULT_TIMEOUT_S = 30.0
 MAX_TIMEOUT_S = 300.0
 DEFAULT_OUTPUT = 1024 * 1024
-MAX_FILE_WRITE = 64 * 1024 * 1024
-_SANDBOX_TMP = "/tmp"  # noqa: S108 — the sandbox's own private tmpfs, not the host's /tmp
-_ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives", "/etc/mime.types")
 
 
 @dataclass(frozen=True)
@@ -71,11 +71,10 @@ class SandboxResult:
         return self.exit_code == 0 and self.violation is None
 
 
-def _feed(pipe: IO[bytes], data: bytes) -> None:
-    with contextlib.suppress(OSError):
-        if data:
-            pipe.write(data)
-        pipe.close()
+def _clean_up(workdir: Path, run_cgroup: cgroups.CgroupRun | None) -> None:
+    if run_cgroup is not None:
+        run_cgroup.remove()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def docker_reachable(socket_path: str = "/var/run/docker.sock") -> bool:
@@ -100,14 +99,24 @@ class Sandbox:
         max_timeout_s: float = MAX_TIMEOUT_S,
         use_cgroups: bool = True,
         bwrap_path: str | None = None,
+        prlimit_path: str | None = "prlimit",
+        warm: bool = True,
     ) -> None:
         self.backend = backend
         self.max_timeout_s = max_timeout_s
         self.use_cgroups = use_cgroups
         self.bwrap = shutil.which(bwrap_path or "bwrap")
+        self.setpriv = shutil.which("setpriv")
+        # Without the prlimit program, limits are set on the waiting child with prlimit(2) (see confine.py).
+        self.prlimit = shutil.which(prlimit_path) if prlimit_path else None
         self.cgroup_version: int | None = None
         self.drop_to_nobody = os.geteuid() == 0
         self._probed: str | None = None  # None: not yet; "" ok; else the reason it cannot confine
+        # After the first run, the next run's sandbox is prepared in the background (warm.py).
+        self._warm_python = warm_mod.launcher_python() if warm else None
+        self._preparer: warm_mod.Preparer | None = None
+        self._cleaner: ThreadPoolExecutor | None = None
+        self._cleaner_lock = threading.Lock()
 
     def confinement(self) -> dict[str, str]:
         memory = f"cgroup v{self.cgroup_version}" if self.cgroup_version else "RLIMIT_AS"
@@ -146,7 +155,7 @@ class Sandbox:
         self._probed = ""
         try:
             result = self.run(["/bin/true"], limits=SandboxLimits(timeout_s=10))
-        except OSError as exc:
+        except (OSError, Unavailable) as exc:
             self._probed = f"bubblewrap cannot start: {exc}"
             return self._probed
         if result.exit_code != 0:
@@ -162,65 +171,9 @@ class Sandbox:
                 details={"reason": reason},
             )
 
-    def _argv(self, command: list[str], workdir: Path) -> list[str]:
+    def _argv(self, command: list[str], workdir: Path, gate: confine.Gate | None) -> list[str]:
         assert self.bwrap is not None
-        argv = [
-            self.bwrap,
-            "--unshare-all",
-            "--unshare-user",
-            "--die-with-parent",
-            "--new-session",
-            "--ro-bind",
-            "/usr",
-            "/usr",
-        ]
-        for name in ("bin", "sbin", "lib", "lib64", "lib32"):
-            path = Path("/") / name
-            if path.is_symlink():
-                argv += ["--symlink", os.readlink(path), str(path)]
-            elif path.is_dir():
-                argv += ["--ro-bind", str(path), str(path)]
-        for etc in _ETC_FILES:
-            if os.path.exists(etc):
-                argv += ["--ro-bind", etc, etc]
-        argv += [
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--tmpfs",
-            _SANDBOX_TMP,
-            "--bind",
-            str(workdir),
-            "/work",
-            "--chdir",
-            "/work",
-            "--clearenv",
-            "--setenv",
-            "PATH",
-            "/usr/local/bin:/usr/bin:/bin",
-            "--setenv",
-            "HOME",
-            "/work",
-            "--setenv",
-            "TMPDIR",
-            _SANDBOX_TMP,
-            "--setenv",
-            "LANG",
-            "C.UTF-8",
-            "--setenv",
-            "PYTHONDONTWRITEBYTECODE",
-            "1",
-            "--uid",
-            str(self._uid()),
-            "--gid",
-            str(self._uid()),
-            "--remount-ro",
-            "/",
-            "--",
-            *command,
-        ]
-        return argv
+        return bwrap.argv(self.bwrap, command, workdir, self._uid(), gate.bwrap_args() if gate is not None else [])
 
     def run(
         self,
@@ -233,19 +186,80 @@ class Sandbox:
         """Run `command` inside the sandbox with `files` (relative path -> text) in its work dir."""
         self._require()
         limits = (limits or SandboxLimits()).checked(self.max_timeout_s)
+        ready = self._preparer.take() if self._preparer is not None else None
+        try:
+            if ready is not None:
+                return self._run_warm(ready, command, files or {}, stdin, limits)
+            return self._run_cold(command, files or {}, stdin, limits)
+        finally:
+            self._want_warm(limits)
+
+    def _want_warm(self, limits: SandboxLimits) -> None:
+        if self._preparer is not None and self._preparer.pid != os.getpid():
+            self._preparer = None  # inherited through a fork: that one's thread and sandbox are not ours
+        if self._preparer is None and self._warm_python is not None and self._probed == "":
+            with self._cleaner_lock:
+                if self._preparer is None:
+                    self._preparer = warm_mod.Preparer(self, self._warm_python, limits.memory_bytes, limits.pids)
+                    atexit.register(self.close)
+        if self._preparer is not None:
+            self._preparer.want(limits.memory_bytes, limits.pids)
+
+    def wait_warm(self, timeout_s: float) -> bool:
+        """Whether the next run's sandbox is ready (waits up to `timeout_s`); benchmarks wait for it."""
+        return self._preparer is not None and self._preparer.wait_ready(timeout_s)
+
+    def _run_warm(
+        self, ready: warm_mod.Warm, command: list[str], files: dict[str, str], stdin: bytes, limits: SandboxLimits
+    ) -> SandboxResult:
+        try:
+            self._populate(ready.workdir, files)
+            if ready.run_cgroup is not None and (ready.memory_bytes, ready.pids) != (limits.memory_bytes, limits.pids):
+                ready.run_cgroup.set_limits(limits.memory_bytes, limits.pids)
+            held = ready.run_cgroup is not None
+            started = ready.go(
+                command, confine.Limits.for_run(limits.timeout_s, limits.memory_bytes, limits.pids, held)
+            )
+        except BaseException:
+            ready.discard()
+            raise
+        try:
+            return self._finish(ready.process, stdin, limits, ready.run_cgroup, started, None)
+        finally:
+            self._clean_up_later(ready.workdir, ready.run_cgroup)
+
+    def _run_cold(
+        self, command: list[str], files: dict[str, str], stdin: bytes, limits: SandboxLimits
+    ) -> SandboxResult:
         workdir = Path(tempfile.mkdtemp(prefix="atom-skill-"))
         run_cgroup = None
         try:
-            self._populate(workdir, files or {})
+            self._populate(workdir, files)
             if self.cgroup_version is not None:
                 run_cgroup = cgroups.create(
                     self.cgroup_version, new_id(), memory_bytes=limits.memory_bytes, pids=limits.pids
                 )
-            return self._execute(command, workdir, stdin, limits, run_cgroup)
+            process, started, violation = self._launch(command, workdir, limits, run_cgroup)
+            return self._finish(process, stdin, limits, run_cgroup, started, violation)
         finally:
-            if run_cgroup is not None:
-                run_cgroup.remove()
-            shutil.rmtree(workdir, ignore_errors=True)
+            self._clean_up_later(workdir, run_cgroup)
+
+    def _clean_up_later(self, workdir: Path, run_cgroup: cgroups.CgroupRun | None) -> None:
+        """The work dir and the cgroup go after the result is returned (one worker thread, joined at exit).
+        Every process of the run is already gone or killed; `remove` kills any straggler again."""
+        with self._cleaner_lock:
+            if self._cleaner is None:
+                self._cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atom-sandbox-cleanup")
+            self._cleaner.submit(_clean_up, workdir, run_cgroup)
+
+    def close(self) -> None:
+        """Drop the warm sandbox and wait for pending clean-ups (tests, shutdown)."""
+        if self._preparer is not None:
+            self._preparer.close()
+        with self._cleaner_lock:
+            cleaner, self._cleaner = self._cleaner, None
+        if cleaner is not None:
+            cleaner.shutdown(wait=True)
 
     def _populate(self, workdir: Path, files: dict[str, str]) -> None:
         for relative, text in files.items():
@@ -262,51 +276,74 @@ class Sandbox:
                     os.chown(os.path.join(directory, name), NOBODY, NOBODY)
         workdir.chmod(0o700)
 
-    def _child_setup(self, limits: SandboxLimits, procs_files: tuple[str, ...]) -> None:
-        """Runs in the child between fork and exec: join the cgroup, set rlimits, drop root."""
-        for procs in procs_files:
-            with open(procs, "w") as handle:
-                handle.write(str(os.getpid()))
-        cpu = int(limits.timeout_s) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_WRITE, MAX_FILE_WRITE))
-        if not procs_files:
-            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        if self.drop_to_nobody:
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-        if not procs_files:  # after the uid change: RLIMIT_NPROC counts the processes of the real uid
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.pids, limits.pids))
-
-    def _execute(
+    def _spawn(
         self,
-        command: list[str],
-        workdir: Path,
-        stdin: bytes,
-        limits: SandboxLimits,
-        run_cgroup: cgroups.CgroupRun | None,
-    ) -> SandboxResult:
-        procs = run_cgroup.procs_files if run_cgroup else ()
-        started = time.perf_counter()
-        process = subprocess.Popen(  # noqa: S603 — a fixed argv; the command runs confined
-            self._argv(command, workdir),
+        argv: list[str],
+        gate: confine.Gate | None,
+        limits: confine.Limits | None,
+        extra_fds: tuple[int, ...] = (),
+    ) -> subprocess.Popen[bytes]:
+        """bubblewrap behind `setpriv` (nobody, for a root Atom) and `prlimit`: execs only, so Python starts
+        the chain with vfork (no preexec_fn). Without setpriv, Popen's user/group: a fork of this process."""
+        ids: dict[str, Any] = {}
+        prefix: list[str] = []
+        if self.drop_to_nobody and self.setpriv:
+            prefix += confine.setpriv_prefix(self.setpriv)
+        elif self.drop_to_nobody:
+            ids = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
+        if self.prlimit and limits is not None:
+            prefix += limits.prlimit_prefix(self.prlimit)
+        return subprocess.Popen(  # noqa: S603 — a fixed argv; the command runs confined
+            prefix + argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            preexec_fn=lambda: self._child_setup(limits, procs),
+            pass_fds=(*(gate.pass_fds if gate is not None else ()), *extra_fds),
             close_fds=True,
             start_new_session=True,
+            env=confine.LAUNCH_ENV,
+            **ids,
         )
-        out, err, violation = self._collect(process, stdin, limits, started)
+
+    def _launch(
+        self, command: list[str], workdir: Path, limits: SandboxLimits, run_cgroup: cgroups.CgroupRun | None
+    ) -> tuple[subprocess.Popen[bytes], float, str | None]:
+        """Start bubblewrap for `command` and confine its child: (process, start time, "timeout" or None)."""
+        started = time.perf_counter()
+        rlimits = confine.Limits.for_run(limits.timeout_s, limits.memory_bytes, limits.pids, run_cgroup is not None)
+        # The gate is needed to put the child in its cgroup, or to set its limits without the prlimit program.
+        gate = confine.Gate.open() if run_cgroup is not None or not self.prlimit else None
+        try:
+            process = self._spawn(self._argv(command, workdir, gate), gate, rlimits if self.prlimit else None)
+            violation = None
+            if gate is not None:
+                gate.spawned()
+                on_child = None if self.prlimit else rlimits
+                violation = confine.admit(gate, process, limits.timeout_s, run_cgroup, on_child, started)
+        finally:
+            if gate is not None:
+                gate.close()
+        return process, started, violation
+
+    def _finish(
+        self,
+        process: subprocess.Popen[bytes],
+        stdin: bytes,
+        limits: SandboxLimits,
+        run_cgroup: cgroups.CgroupRun | None,
+        started: float,
+        violation: str | None,
+    ) -> SandboxResult:
+        """Feed, read and wait within the limits; say which limit was hit."""
+        if violation is None:
+            out, err, violation = streams.collect(process, stdin, limits.timeout_s, limits.output_bytes, started)
+        else:
+            out, err = bytearray(), bytearray()
+            streams.close_streams(process, stdin_too=True)
         if violation is not None:
-            self._kill(process, run_cgroup)
+            streams.kill(process, run_cgroup)
         exit_code = process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        streams.close_streams(process)
         duration = (time.perf_counter() - started) * 1000
         if violation is None and run_cgroup is not None:
             if run_cgroup.memory_hit():
@@ -325,44 +362,3 @@ class Sandbox:
             violation=violation,
             confinement=self.confinement(),
         )
-
-    def _collect(
-        self, process: subprocess.Popen[bytes], stdin: bytes, limits: SandboxLimits, started: float
-    ) -> tuple[bytearray, bytearray, str | None]:
-        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
-        # Fed from a thread: a program that never reads its stdin must not block the wall clock.
-        threading.Thread(target=_feed, args=(process.stdin, stdin), daemon=True).start()
-        out, err = bytearray(), bytearray()
-        buffers = {process.stdout.fileno(): out, process.stderr.fileno(): err}
-        with selectors.DefaultSelector() as selector:
-            for stream in (process.stdout, process.stderr):
-                selector.register(stream, selectors.EVENT_READ)
-            open_streams = 2
-            while open_streams:
-                remaining = limits.timeout_s - (time.perf_counter() - started)
-                if remaining <= 0:
-                    return out, err, "timeout"
-                for key, _ in selector.select(timeout=min(remaining, 1.0)):
-                    chunk = os.read(key.fd, 65536)
-                    if not chunk:
-                        selector.unregister(key.fileobj)
-                        open_streams -= 1
-                        continue
-                    buffers[key.fd].extend(chunk)
-                    if len(out) + len(err) > limits.output_bytes:
-                        del out[limits.output_bytes :]
-                        del err[max(0, limits.output_bytes - len(out)) :]
-                        return out, err, "output"
-            remaining = limits.timeout_s - (time.perf_counter() - started)
-            try:
-                process.wait(timeout=max(remaining, 0.01))
-            except subprocess.TimeoutExpired:
-                return out, err, "timeout"
-        return out, err, None
-
-    @staticmethod
-    def _kill(process: subprocess.Popen[bytes], run_cgroup: cgroups.CgroupRun | None) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, 9)
-        if run_cgroup is not None:
-            run_cgroup.kill_all()

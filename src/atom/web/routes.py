@@ -20,6 +20,7 @@ from atom.web.pages import (
     llm,
     proposals,
     signin,
+    skills,
     supervision,
     workflow_runs,
     workflows,
@@ -38,6 +39,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     workflows.router,
     workflow_runs.router,
     llm.router,
+    skills.router,
 )
 
 NAV: tuple[NavItem, ...] = (
@@ -49,6 +51,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Agents", "/agents", Role.VIEWER),
     NavItem("Audit", "/audit", Role.VIEWER),
     NavItem("LLM", "/llm", Role.VIEWER),
+    NavItem("Skills", "/skills", Role.VIEWER),
     NavItem("Admin", "/admin", Role.ADMIN),
 )
 

@@ -170,6 +170,9 @@ FLASHES: dict[str, str] = {
     "provider_added": "Provider added. The next message uses it.",
     "provider_removed": "Provider removed.",
     "budget_saved": "Budget saved.",
+    "skill_trusted": "Trusted: agents may use this version of the skill.",
+    "skill_banned": "Banned: no version of this skill runs again.",
+    "skill_scanned": "Scanned again: the findings below are the new scan's.",
 }
 
 
