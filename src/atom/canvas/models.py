@@ -58,6 +58,8 @@ class Canvas(IdMixin, Base):
     turn_agent_id: Mapped[str | None] = mapped_column(String(36))
     owner_agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     session_id: Mapped[str | None] = mapped_column(ForeignKey("chat_sessions.id", ondelete="SET NULL"), index=True)
+    # A canvas opened in a chat session is as private as the session: only its user (and admins) see it.
+    audience_user_id: Mapped[str | None] = mapped_column(String(36), index=True)
     execution_id: Mapped[str | None] = mapped_column(String(36))
     workflow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
     created_by_user: Mapped[str | None] = mapped_column(String(36))

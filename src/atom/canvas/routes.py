@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from atom.canvas import components, flows, views
 from atom.canvas import service as canvas_service
@@ -42,6 +42,7 @@ from atom.deps import (
 )
 from atom.errors import InvalidInput
 from atom.pagination import Page
+from atom.security.principal import Principal
 
 router = APIRouter(prefix="/api/canvases", tags=["canvases"])
 components_router = APIRouter(prefix="/api/canvas-components", tags=["canvases"])
@@ -52,8 +53,17 @@ ComponentRef = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Z
 IdQuery = Annotated[str | None, Query(max_length=36)]
 
 
-async def _detail(session: Any, canvas_id: str) -> CanvasDetail:
-    canvas = await canvas_service.get(session=session, canvas_id=canvas_id, fresh=True)
+async def _visible(canvas_id: CanvasId, principal: ViewerDep, session: SessionDep) -> str:
+    """The canvas id, once the caller may see the canvas (another person's chat canvas is a 404)."""
+    await canvas_service.get(session=session, canvas_id=canvas_id, reader=principal)
+    return canvas_id
+
+
+VisibleCanvas = Annotated[str, Depends(_visible)]
+
+
+async def _detail(session: Any, canvas_id: str, reader: Principal) -> CanvasDetail:
+    canvas = await canvas_service.get(session=session, canvas_id=canvas_id, fresh=True, reader=reader)
     members = await canvas_service.participants(session=session, canvas_id=canvas_id)
     return CanvasDetail.model_validate(
         {
@@ -76,7 +86,14 @@ async def list_canvases(
     cursor: CursorQuery = None,
 ) -> Page[CanvasRead]:
     rows, next_cursor = await canvas_service.list_canvases(
-        session=session, limit=limit, cursor=cursor, session_id=session_id, agent_id=agent_id, status=status, kind=kind
+        session=session,
+        limit=limit,
+        cursor=cursor,
+        session_id=session_id,
+        agent_id=agent_id,
+        status=status,
+        kind=kind,
+        reader=principal,
     )
     return Page(items=[CanvasRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
@@ -97,13 +114,14 @@ async def create_canvas(body: CanvasCreate, principal: OperatorDep, session: Ses
         session_id=body.session_id,
         mode=body.mode,
         collaborators=[(p.agent_id, p.role) for p in body.participants],
+        reader=principal,
     )
-    return await _detail(session, canvas.id)
+    return await _detail(session, canvas.id, principal)
 
 
 @router.get("/{canvas_id}", response_model=CanvasDetail)
 async def get_canvas(canvas_id: CanvasId, principal: ViewerDep, session: SessionDep) -> CanvasDetail:
-    return await _detail(session, canvas_id)
+    return await _detail(session, canvas_id, principal)
 
 
 @router.get("/{canvas_id}/audit", response_model=Page[CanvasAuditRead])
@@ -122,7 +140,7 @@ async def canvas_audit(
 
 
 @router.post("/{canvas_id}/edits", response_model=CanvasRead)
-async def edit_canvas(canvas_id: CanvasId, body: CanvasEdit, principal: OperatorDep, db: DatabaseDep) -> CanvasRead:
+async def edit_canvas(canvas_id: VisibleCanvas, body: CanvasEdit, principal: OperatorDep, db: DatabaseDep) -> CanvasRead:
     """A person's edit: replace and merge name `expected_version` (a stale one is 409, nothing changed)."""
     editor = Editor(user_id=principal.user_id)
 
@@ -143,7 +161,7 @@ async def edit_canvas(canvas_id: CanvasId, body: CanvasEdit, principal: Operator
 
 @router.post("/{canvas_id}/submit", response_model=CanvasRead)
 async def submit_form(
-    canvas_id: CanvasId, body: SubmitRequest, principal: OperatorDep, db: DatabaseDep, settings: SettingsDep
+    canvas_id: VisibleCanvas, body: SubmitRequest, principal: OperatorDep, db: DatabaseDep, settings: SettingsDep
 ) -> CanvasRead:
     """Submit a form: validated against its schema (422 naming each field); the agent waiting for it gets it."""
     canvas = await flows.submit_form(
@@ -154,7 +172,7 @@ async def submit_form(
 
 @router.post("/{canvas_id}/lock", response_model=CanvasRead)
 async def lock_canvas(
-    canvas_id: CanvasId, body: LockRequest, principal: OperatorDep, db: DatabaseDep, settings: SettingsDep
+    canvas_id: VisibleCanvas, body: LockRequest, principal: OperatorDep, db: DatabaseDep, settings: SettingsDep
 ) -> CanvasRead:
     editor = Editor(user_id=principal.user_id)
 
@@ -168,13 +186,13 @@ async def lock_canvas(
 
 
 @router.post("/{canvas_id}/close", response_model=CanvasRead)
-async def close_canvas(canvas_id: CanvasId, principal: OperatorDep, session: SessionDep) -> CanvasRead:
+async def close_canvas(canvas_id: VisibleCanvas, principal: OperatorDep, session: SessionDep) -> CanvasRead:
     canvas = await canvas_service.close(session=session, canvas_id=canvas_id, editor=Editor(user_id=principal.user_id))
     return CanvasRead.model_validate(canvas)
 
 
 @router.put("/{canvas_id}/mode", response_model=CanvasRead)
-async def set_mode(canvas_id: CanvasId, body: ModeRequest, principal: OperatorDep, session: SessionDep) -> CanvasRead:
+async def set_mode(canvas_id: VisibleCanvas, body: ModeRequest, principal: OperatorDep, session: SessionDep) -> CanvasRead:
     canvas = await canvas_service.set_mode(
         session=session, canvas_id=canvas_id, editor=Editor(user_id=principal.user_id), mode=body.mode
     )
@@ -183,7 +201,7 @@ async def set_mode(canvas_id: CanvasId, body: ModeRequest, principal: OperatorDe
 
 @router.put("/{canvas_id}/participants/{agent_id}", response_model=CanvasDetail)
 async def set_participant(
-    canvas_id: CanvasId, agent_id: AgentIdPath, body: ParticipantRequest, principal: OperatorDep, session: SessionDep
+    canvas_id: VisibleCanvas, agent_id: AgentIdPath, body: ParticipantRequest, principal: OperatorDep, session: SessionDep
 ) -> CanvasDetail:
     await canvas_service.set_participant(
         session=session,

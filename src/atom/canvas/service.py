@@ -13,12 +13,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.agents import service as agents_service
 from atom.canvas import content as canvas_content
+from atom.chat import service as chat_service
 from atom.canvas import coordination
 from atom.canvas.coordination import Editor
 from atom.canvas.models import (
@@ -35,6 +36,7 @@ from atom.db.session import on_commit, rows_affected
 from atom.errors import Conflict, InvalidInput, NotFound
 from atom.events.bus import get_bus
 from atom.pagination import paginate
+from atom.security.principal import Principal
 
 TOPIC = "canvas"
 APPEND_RETRIES = 20
@@ -90,9 +92,20 @@ async def record(
     return row
 
 
-async def get(*, session: AsyncSession, canvas_id: str, fresh: bool = False) -> Canvas:
+def _sees_all(reader: Principal) -> bool:
+    return chat_service.sessions_visible_to(reader) is None  # an admin reads every chat session
+
+
+def may_read(reader: Principal, canvas: Canvas) -> bool:
+    return canvas.audience_user_id is None or canvas.audience_user_id == reader.user_id or _sees_all(reader)
+
+
+async def get(
+    *, session: AsyncSession, canvas_id: str, fresh: bool = False, reader: Principal | None = None
+) -> Canvas:
+    """The canvas; with `reader`, one in another person's chat session is the same 404 as a missing one."""
     canvas = await session.get(Canvas, canvas_id, populate_existing=fresh)
-    if canvas is None:
+    if canvas is None or (reader is not None and not may_read(reader, canvas)):
         raise NotFound(f"There is no canvas {canvas_id!r}.", code="CANVAS_NOT_FOUND", details={"field": "canvas_id"})
     return canvas
 
@@ -129,8 +142,13 @@ async def create(
     mode: CoordinationMode = CoordinationMode.PARALLEL,
     collaborators: list[tuple[str, ParticipantRole]] | None = None,
     component_version_id: str | None = None,
+    reader: Principal | None = None,
 ) -> Canvas:
     normalised = canvas_content.validate(kind, content)
+    audience = None
+    if session_id is not None:
+        chat = await chat_service.get_session(session=session, session_id=session_id, reader=reader)
+        audience = chat.user_id
     now = utcnow()
     canvas = Canvas(
         kind=kind.value,
@@ -141,6 +159,7 @@ async def create(
         mode=mode.value,
         owner_agent_id=editor.agent_id,
         session_id=session_id,
+        audience_user_id=audience,
         execution_id=execution_id,
         workflow_run_id=workflow_run_id,
         created_by_user=editor.user_id,
@@ -379,8 +398,11 @@ async def list_canvases(
     agent_id: str | None = None,
     status: CanvasStatus | None = None,
     kind: CanvasKind | None = None,
+    reader: Principal | None = None,
 ) -> tuple[list[Canvas], str | None]:
     stmt = select(Canvas)
+    if reader is not None and not _sees_all(reader):
+        stmt = stmt.where(or_(Canvas.audience_user_id.is_(None), Canvas.audience_user_id == reader.user_id))
     if session_id is not None:
         stmt = stmt.where(Canvas.session_id == session_id)
     if agent_id is not None:
@@ -393,8 +415,8 @@ async def list_canvases(
 
 
 async def audit_rows(
-    *, session: AsyncSession, canvas_id: str, limit: int, cursor: str | None
+    *, session: AsyncSession, canvas_id: str, limit: int, cursor: str | None, reader: Principal | None = None
 ) -> tuple[list[CanvasAudit], str | None]:
-    await get(session=session, canvas_id=canvas_id)
+    await get(session=session, canvas_id=canvas_id, reader=reader)
     stmt = select(CanvasAudit).where(CanvasAudit.canvas_id == canvas_id)
     return await paginate(session, stmt, id_column=CanvasAudit.id, limit=limit, cursor=cursor)

@@ -74,6 +74,7 @@ def upgrade() -> None:
         sa.Column("turn_agent_id", sa.String(length=36), nullable=True),
         sa.Column("owner_agent_id", sa.String(length=36), nullable=True),
         sa.Column("session_id", sa.String(length=36), nullable=True),
+        sa.Column("audience_user_id", sa.String(length=36), nullable=True),
         sa.Column("execution_id", sa.String(length=36), nullable=True),
         sa.Column("workflow_run_id", sa.String(length=36), nullable=True),
         sa.Column("created_by_user", sa.String(length=36), nullable=True),
@@ -94,6 +95,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_canvases")),
     )
     with op.batch_alter_table("canvases", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_canvases_audience_user_id"), ["audience_user_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_canvases_kind"), ["kind"], unique=False)
         batch_op.create_index(batch_op.f("ix_canvases_owner_agent_id"), ["owner_agent_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_canvases_session_id"), ["session_id"], unique=False)
@@ -153,6 +155,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_canvases_session_id"))
         batch_op.drop_index(batch_op.f("ix_canvases_owner_agent_id"))
         batch_op.drop_index(batch_op.f("ix_canvases_kind"))
+        batch_op.drop_index(batch_op.f("ix_canvases_audience_user_id"))
 
     op.drop_table("canvases")
     with op.batch_alter_table("canvas_component_versions", schema=None) as batch_op:
