@@ -17,12 +17,17 @@ from tests.support.agents import make_agent
 CHART = {"chart_type": "line", "labels": ["Mon", "Tue", "Wed"], "series": [{"name": "calls", "values": [3, 5, 4]}]}
 FORM_SCHEMA = {
     "type": "object",
-    "properties": {"age": {"type": "integer", "minimum": 18, "title": "Age"}, "email": {"type": "string", "format": "email"}},
+    "properties": {
+        "age": {"type": "integer", "minimum": 18, "title": "Age"},
+        "email": {"type": "string", "format": "email"},
+    },
     "required": ["age"],
 }
 
 
-async def _create(client: httpx.AsyncClient, user: UserWithKey, kind: str, content: dict[str, Any], **extra: Any) -> httpx.Response:
+async def _create(
+    client: httpx.AsyncClient, user: UserWithKey, kind: str, content: dict[str, Any], **extra: Any
+) -> httpx.Response:
     return await client.post("/api/canvases", json={"kind": kind, "content": content, **extra}, headers=user.headers)
 
 
@@ -67,7 +72,8 @@ async def test_bad_input_names_the_field_and_changes_nothing(client: httpx.Async
         ("chart", {**CHART, "series": [{"values": [1, 2]}]}, "content.series.0.values"),
         ("chart", {"chart_type": "scatter", "series": [{"values": [1, 2], "x": [1]}]}, "content.series.0"),
         ("chart", {"chart_type": "line", "series": [{"values": [1, float("nan")]}]}, None),
-        ("form", {"schema": {"type": "object", "properties": {"a": {"type": "strng"}}}}, "content.schema.properties.a.type"),
+        ("form", {"schema": {"type": "object", "properties": {"a": {"type": "strng"}}}},
+         "content.schema.properties.a.type"),
         ("form", {"schema": {"type": "object", "properties": {"a": {"type": "string", "pattern": "(a+)+$"}}}},
          "content.schema.properties.a.pattern"),
         ("sheet", {"rows": [["=A1+1"]]}, "content.rows.A1"),
@@ -100,16 +106,28 @@ async def test_a_stale_version_is_refused_and_recorded(client: httpx.AsyncClient
     operator = await make_user(Role.OPERATOR)
     made = (await _create(client, operator, "terminal", {"lines": ["start"]})).json()
     url = f"/api/canvases/{made['id']}"
-    first = await client.post(f"{url}/edits", json={"op": "replace", "content": {"lines": ["mine"]}, "expected_version": 1}, headers=operator.headers)
+    first = await client.post(
+        f"{url}/edits",
+        json={"op": "replace", "content": {"lines": ["mine"]}, "expected_version": 1},
+        headers=operator.headers,
+    )
     assert first.status_code == 200 and first.json()["version"] == 2
-    stale = await client.post(f"{url}/edits", json={"op": "replace", "content": {"lines": ["theirs"]}, "expected_version": 1}, headers=operator.headers)
+    stale = await client.post(
+        f"{url}/edits",
+        json={"op": "replace", "content": {"lines": ["theirs"]}, "expected_version": 1},
+        headers=operator.headers,
+    )
     assert stale.status_code == 409
     error = stale.json()["error"]
     assert error["code"] == "CANVAS_VERSION_CONFLICT" and error["details"]["field"] == "expected_version"
     assert error["details"]["current_version"] == 2 and error["details"]["current_content"]["lines"] == ["mine"]
-    needs = await client.post(f"{url}/edits", json={"op": "replace", "content": {"lines": []}}, headers=operator.headers)
+    needs = await client.post(
+        f"{url}/edits", json={"op": "replace", "content": {"lines": []}}, headers=operator.headers
+    )
     assert needs.status_code == 422 and _fields(needs) == ["expected_version"]
-    appended = await client.post(f"{url}/edits", json={"op": "append", "content": {"lines": ["more"]}}, headers=operator.headers)
+    appended = await client.post(
+        f"{url}/edits", json={"op": "append", "content": {"lines": ["more"]}}, headers=operator.headers
+    )
     assert appended.status_code == 200 and appended.json()["content"]["lines"] == ["mine", "more"]
     audit = (await client.get(f"{url}/audit", headers=operator.headers)).json()["items"]
     assert [(a["action"], a["outcome"], a["version"]) for a in reversed(audit)] == [
@@ -146,9 +164,15 @@ async def test_form_submission_is_validated_and_governed(
     intern = await make_agent(db, settings, MaturityLevel.INTERN)
     async with db.session_scope() as s:
         asked = await canvas_service.create(
-            session=s, kind=CanvasKind.FORM, title="", content={"schema": FORM_SCHEMA}, editor=Editor(agent_id=intern.id)
+            session=s,
+            kind=CanvasKind.FORM,
+            title="",
+            content={"schema": FORM_SCHEMA},
+            editor=Editor(agent_id=intern.id),
         )
-    denied = await client.post(f"/api/canvases/{asked.id}/submit", json={"values": {"age": 30}}, headers=operator.headers)
+    denied = await client.post(
+        f"/api/canvases/{asked.id}/submit", json={"values": {"age": 30}}, headers=operator.headers
+    )
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "CANVAS_SUBMIT_DENIED"
     audit = (await client.get(f"/api/canvases/{asked.id}/audit", headers=operator.headers)).json()["items"]
     assert (audit[0]["action"], audit[0]["outcome"]) == ("submit", "refused")

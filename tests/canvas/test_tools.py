@@ -47,10 +47,14 @@ async def test_present_form_waits_for_the_submission(settings: Settings, db: Dat
         assert not waiting.done()
         person = Editor(user_id="someone")
         with pytest.raises(Exception) as refused:
-            await flows.submit_form(db=db, settings=settings, canvas_id=rows[0].id, values={"city": "X"}, submitter=person)
+            await flows.submit_form(
+                db=db, settings=settings, canvas_id=rows[0].id, values={"city": "X"}, submitter=person
+            )
         assert refused.value.details["fields"][0]["field"] == "values.city"  # type: ignore[attr-defined]
         assert not waiting.done()
-        await flows.submit_form(db=db, settings=settings, canvas_id=rows[0].id, values={"city": "Oslo"}, submitter=person)
+        await flows.submit_form(
+            db=db, settings=settings, canvas_id=rows[0].id, values={"city": "Oslo"}, submitter=person
+        )
         result = await asyncio.wait_for(waiting, 30)
     assert result["status"] == "submitted" and result["values"] == {"city": "Oslo"}
     assert result["submitted_by"] == "user:someone" and result["canvas_id"] == rows[0].id
@@ -96,7 +100,8 @@ async def test_locked_mode_two_agents(settings: Settings, db: Database) -> None:
         rows, _ = await canvas_service.audit_rows(session=s, canvas_id=canvas_id, limit=50, cursor=None)
     trail = [(r.action, r.agent_id, r.outcome) for r in reversed(rows)]
     assert trail == [
-        ("present", first.id, "ok"), ("append", first.id, "refused"), ("lock", first.id, "ok"), ("update", first.id, "ok"),
+        ("present", first.id, "ok"), ("append", first.id, "refused"), ("lock", first.id, "ok"),
+        ("update", first.id, "ok"),
         ("lock", second.id, "refused"), ("append", second.id, "refused"), ("unlock", first.id, "ok"),
         ("lock", second.id, "ok"), ("update", second.id, "ok"),
     ]  # fmt: skip

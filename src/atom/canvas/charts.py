@@ -56,8 +56,14 @@ def _x_ticks(labels: list[str], x_of: Any, count: int) -> list[dict[str, Any]]:
 def geometry(chart: dict[str, Any]) -> dict[str, Any]:
     kind = chart["chart_type"]
     series = chart["series"]
-    base = {"width": WIDTH, "height": HEIGHT, "chart_type": kind, "x_label": chart.get("x_label", ""),
-            "y_label": chart.get("y_label", ""), "legend": [s.get("name") or f"Series {i + 1}" for i, s in enumerate(series)]}  # fmt: skip
+    base = {
+        "width": WIDTH,
+        "height": HEIGHT,
+        "chart_type": kind,
+        "x_label": chart.get("x_label", ""),
+        "y_label": chart.get("y_label", ""),
+        "legend": [s.get("name") or f"Series {i + 1}" for i, s in enumerate(series)],
+    }
     if kind == "pie":
         return {**base, **_pie(chart.get("labels") or [], series[0]["values"])}
     plot_left, plot_right, plot_top, plot_bottom = LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM
@@ -75,7 +81,13 @@ def geometry(chart: dict[str, Any]) -> dict[str, Any]:
         points = [
             [coord for x, y in zip(s["x"], s["values"], strict=True) for coord in (x_of(x), y_of(y))] for s in series
         ]
-        ticks = [{"x": x_of(x_low + (x_high - x_low) * i / (TICKS - 1)), "label": _fmt(x_low + (x_high - x_low) * i / (TICKS - 1))} for i in range(TICKS)]  # fmt: skip
+        ticks = [
+            {
+                "x": x_of(x_low + (x_high - x_low) * i / (TICKS - 1)),
+                "label": _fmt(x_low + (x_high - x_low) * i / (TICKS - 1)),
+            }
+            for i in range(TICKS)
+        ]
         return {**base, **axes, "x_ticks": ticks, "points": points}
     count = max((len(s["values"]) for s in series), default=0)
     labels = chart.get("labels") or []
@@ -91,8 +103,14 @@ def geometry(chart: dict[str, Any]) -> dict[str, Any]:
         row = []
         for i, v in enumerate(s["values"]):
             y = y_of(v)
-            row.append([round(plot_left + slot * i + slot * 0.1 + width * index, 2), min(y, zero), round(width, 2),
-                        round(abs(zero - y), 2)])  # fmt: skip
+            row.append(
+                [
+                    round(plot_left + slot * i + slot * 0.1 + width * index, 2),
+                    min(y, zero),
+                    round(width, 2),
+                    round(abs(zero - y), 2),
+                ]
+            )
         bars.append(row)
 
     def centre(i: int) -> float:

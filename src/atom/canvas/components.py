@@ -185,9 +185,13 @@ async def create(
     session.add(_new_version(component, 1, html, css, js, user_id))
     await session.flush()
     await audit.record(
-        session=session, actor=audit.Actor.user(user_id), action="canvas.component.create", resource_type="canvas_component",
-        resource_id=component.id, details={"name": name, "javascript": js is not None},
-    )  # fmt: skip
+        session=session,
+        actor=audit.Actor.user(user_id),
+        action="canvas.component.create",
+        resource_type="canvas_component",
+        resource_id=component.id,
+        details={"name": name, "javascript": js is not None},
+    )
     return component
 
 
@@ -204,9 +208,13 @@ async def add_version(
     component.updated_at = utcnow()
     await session.flush()
     await audit.record(
-        session=session, actor=audit.Actor.user(user_id), action="canvas.component.version", resource_type="canvas_component",
-        resource_id=component.id, details={"version": row.version, "javascript": js is not None},
-    )  # fmt: skip
+        session=session,
+        actor=audit.Actor.user(user_id),
+        action="canvas.component.version",
+        resource_type="canvas_component",
+        resource_id=component.id,
+        details={"version": row.version, "javascript": js is not None},
+    )
     return row
 
 
@@ -227,10 +235,15 @@ async def approve(
     component.updated_at = utcnow()
     await session.flush()
     await audit.record(
-        session=session, actor=audit.Actor.user(approver_id), action="canvas.component.approve", resource_type="canvas_component",
-        resource_id=component.id, decision="approved" if approve else "rejected", reason=reason or None,
+        session=session,
+        actor=audit.Actor.user(approver_id),
+        action="canvas.component.approve",
+        resource_type="canvas_component",
+        resource_id=component.id,
+        decision="approved" if approve else "rejected",
+        reason=reason or None,
         details={"version": version},
-    )  # fmt: skip
+    )
     return row
 
 
@@ -246,9 +259,13 @@ async def rollback(*, session: AsyncSession, ref: str, version: int, user_id: st
     component.updated_at = utcnow()
     await session.flush()
     await audit.record(
-        session=session, actor=audit.Actor.user(user_id), action="canvas.component.rollback", resource_type="canvas_component",
-        resource_id=component.id, details={"from": previous, "to": version},
-    )  # fmt: skip
+        session=session,
+        actor=audit.Actor.user(user_id),
+        action="canvas.component.rollback",
+        resource_type="canvas_component",
+        resource_id=component.id,
+        details={"from": previous, "to": version},
+    )
     return component
 
 

@@ -51,7 +51,8 @@ def check_schema(schema: Any) -> dict[str, Any]:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         where = ".".join(str(p) for p in exc.path)
-        raise _schema_error(f"not valid JSON Schema ({exc.message})", "content.schema" + (f".{where}" if where else ""))
+        field = "content.schema" + (f".{where}" if where else "")
+        raise _schema_error(f"not valid JSON Schema ({exc.message})", field) from exc
     if schema.get("type") != "object":
         raise _schema_error('a form schema must have "type": "object"', "content.schema.type")
     extra = set(schema) - TOP_KEYWORDS

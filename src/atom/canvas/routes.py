@@ -140,7 +140,9 @@ async def canvas_audit(
 
 
 @router.post("/{canvas_id}/edits", response_model=CanvasRead)
-async def edit_canvas(canvas_id: VisibleCanvas, body: CanvasEdit, principal: OperatorDep, db: DatabaseDep) -> CanvasRead:
+async def edit_canvas(
+    canvas_id: VisibleCanvas, body: CanvasEdit, principal: OperatorDep, db: DatabaseDep
+) -> CanvasRead:
     """A person's edit: replace and merge name `expected_version` (a stale one is 409, nothing changed)."""
     editor = Editor(user_id=principal.user_id)
 
@@ -192,7 +194,9 @@ async def close_canvas(canvas_id: VisibleCanvas, principal: OperatorDep, session
 
 
 @router.put("/{canvas_id}/mode", response_model=CanvasRead)
-async def set_mode(canvas_id: VisibleCanvas, body: ModeRequest, principal: OperatorDep, session: SessionDep) -> CanvasRead:
+async def set_mode(
+    canvas_id: VisibleCanvas, body: ModeRequest, principal: OperatorDep, session: SessionDep
+) -> CanvasRead:
     canvas = await canvas_service.set_mode(
         session=session, canvas_id=canvas_id, editor=Editor(user_id=principal.user_id), mode=body.mode
     )
@@ -201,7 +205,11 @@ async def set_mode(canvas_id: VisibleCanvas, body: ModeRequest, principal: Opera
 
 @router.put("/{canvas_id}/participants/{agent_id}", response_model=CanvasDetail)
 async def set_participant(
-    canvas_id: VisibleCanvas, agent_id: AgentIdPath, body: ParticipantRequest, principal: OperatorDep, session: SessionDep
+    canvas_id: VisibleCanvas,
+    agent_id: AgentIdPath,
+    body: ParticipantRequest,
+    principal: OperatorDep,
+    session: SessionDep,
 ) -> CanvasDetail:
     await canvas_service.set_participant(
         session=session,
@@ -210,7 +218,7 @@ async def set_participant(
         role=body.role,
         editor=Editor(user_id=principal.user_id),
     )
-    return await _detail(session, canvas_id)
+    return await _detail(session, canvas_id, principal)
 
 
 async def _component_detail(session: Any, ref: str) -> ComponentDetail:

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.agents import service as agents_service
 from atom.canvas import content as canvas_content
-from atom.chat import service as chat_service
 from atom.canvas import coordination
 from atom.canvas.coordination import Editor
 from atom.canvas.models import (
@@ -31,6 +30,7 @@ from atom.canvas.models import (
     CoordinationMode,
     ParticipantRole,
 )
+from atom.chat import service as chat_service
 from atom.db.base import utcnow
 from atom.db.session import on_commit, rows_affected
 from atom.errors import Conflict, InvalidInput, NotFound
@@ -100,9 +100,7 @@ def may_read(reader: Principal, canvas: Canvas) -> bool:
     return canvas.audience_user_id is None or canvas.audience_user_id == reader.user_id or _sees_all(reader)
 
 
-async def get(
-    *, session: AsyncSession, canvas_id: str, fresh: bool = False, reader: Principal | None = None
-) -> Canvas:
+async def get(*, session: AsyncSession, canvas_id: str, fresh: bool = False, reader: Principal | None = None) -> Canvas:
     """The canvas; with `reader`, one in another person's chat session is the same 404 as a missing one."""
     canvas = await session.get(Canvas, canvas_id, populate_existing=fresh)
     if canvas is None or (reader is not None and not may_read(reader, canvas)):

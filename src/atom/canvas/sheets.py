@@ -47,7 +47,7 @@ class SheetError(Exception):
         self.code = code
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Ref:
     row: int  # 0-based
     col: int

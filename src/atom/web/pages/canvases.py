@@ -33,7 +33,11 @@ RECENT = 100
 
 @router.get("/canvases")
 async def index(request: Request, user: ViewerPage, session: SessionDep) -> Response:
-    rows = [c for c in await canvas_reads.recent(session=session, limit=RECENT) if canvas_service.may_read(user.principal, c)]
+    rows = [
+        c
+        for c in await canvas_reads.recent(session=session, limit=RECENT)
+        if canvas_service.may_read(user.principal, c)
+    ]
     return render(request, "canvases.html", {"title": "Canvases", "canvases": rows})
 
 
@@ -55,7 +59,9 @@ async def canvas_events(request: Request, canvas_id: IdPath, user: ViewerPage, s
 
 
 @router.get("/live/chat/{session_id}/canvases")
-async def session_canvas_events(request: Request, session_id: IdPath, user: ViewerPage, session: SessionDep) -> Response:
+async def session_canvas_events(
+    request: Request, session_id: IdPath, user: ViewerPage, session: SessionDep
+) -> Response:
     """The canvases the agent opened in this conversation (its author's, like the conversation)."""
     await chat_service.get_session(session=session, session_id=session_id, reader=user.principal)
 
