@@ -12,8 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from atom.canvas import service as canvas_service
 from atom.config import Settings
 from atom.db.session import Database
+from atom.events.bus import get_bus
 from atom.governance.maturity import MaturityLevel
 from tests.chat.conftest import WatchedOpenAIServer, agent_named, chat_app, llm_server
 from tests.conftest import UserWithKey
@@ -43,12 +45,15 @@ async def test_the_submission_is_the_tool_result(
         tool_reply(ScriptedToolCall("present_form", [json.dumps(FORM)], id="call_form")),
         text_reply("Going ahead."),
     )
-    run = asyncio.create_task(
-        client.post("/api/chat/execute", json={"agent": "asker", "task": "ask me"}, headers=admin.headers, timeout=60)
-    )
-    async with asyncio.timeout(30):
-        while not (found := await _canvases(client, admin)):
-            await asyncio.sleep(0.05)
+    async with get_bus().subscribe(canvas_service.TOPIC) as events:
+        run = asyncio.create_task(
+            client.post(
+                "/api/chat/execute", json={"agent": "asker", "task": "ask me"}, headers=admin.headers, timeout=60
+            )
+        )
+        presented = await asyncio.wait_for(anext(aiter(events)), 30)
+    found = await _canvases(client, admin)
+    assert [c["id"] for c in found] == [presented["canvas_id"]]
     await asyncio.sleep(1.0)  # longer than ATOM_CHAT_TOOL_TIMEOUT_S: the form's wait is its own bound
     assert not run.done()
     submitted = await client.post(
@@ -58,7 +63,7 @@ async def test_the_submission_is_the_tool_result(
     body = (await asyncio.wait_for(run, 30)).json()
     assert body["status"] == "completed" and body["output"] == "Going ahead."
     assert body["tool_calls"][0]["status"] == "ok" and body["tool_calls"][0]["decision"] == "allow"
-    result = json.loads([m for m in llm_server.requests[1].body["messages"] if m["role"] == "tool"][0]["content"])
+    result = json.loads(next(m for m in llm_server.requests[1].body["messages"] if m["role"] == "tool")["content"])
     assert result["status"] == "submitted" and result["values"] == {"ok": True}
 
 

@@ -14,6 +14,7 @@ from atom.canvas.coordination import Editor
 from atom.config import Settings
 from atom.db.session import Database
 from atom.errors import Conflict, Forbidden
+from atom.events.bus import get_bus
 from atom.governance import catalogue as governance_catalogue
 from atom.governance.maturity import MaturityLevel
 from tests.canvas.conftest import acting_as, call
@@ -36,14 +37,11 @@ def test_the_tools_carry_rules_complexities() -> None:
 async def test_present_form_waits_for_the_submission(settings: Settings, db: Database) -> None:
     agent = await make_agent(db, settings, MaturityLevel.SUPERVISED)
     with acting_as(settings, db, agent.id):
-        waiting = asyncio.create_task(call("present_form", title="Where?", schema=SCHEMA))
-        async with asyncio.timeout(30):
-            while True:  # the canvas appears, then the tool waits on it
-                async with db.session_scope() as s:
-                    rows, _ = await canvas_service.list_canvases(session=s, limit=5, cursor=None)
-                if rows:
-                    break
-                await asyncio.sleep(0.01)
+        async with get_bus().subscribe(canvas_service.TOPIC) as events:
+            waiting = asyncio.create_task(call("present_form", title="Where?", schema=SCHEMA))
+            await asyncio.wait_for(anext(aiter(events)), 30)  # presented; the tool now waits on it
+        async with db.session_scope() as s:
+            rows, _ = await canvas_service.list_canvases(session=s, limit=5, cursor=None)
         assert not waiting.done()
         person = Editor(user_id="someone")
         with pytest.raises(Exception) as refused:
