@@ -8,8 +8,12 @@ from atom.cli.common import console
 
 def test_a_canvas_result_is_summarised() -> None:
     chart = {"canvas_id": "c1", "summary": "canvas 'Week': bar chart, 2 series of 4 points (version 1) at /canvases/c1"}
-    form = {"canvas_id": "c2", "summary": "canvas: form with 1 fields (version 1) at /canvases/c2", "status": "submitted",
-            "values": {"age": 30}}  # fmt: skip
+    form = {
+        "canvas_id": "c2",
+        "summary": "canvas: form with 1 fields (version 1) at /canvases/c2",
+        "status": "submitted",
+        "values": {"age": 30},
+    }
     with console.capture() as captured:
         cli_chat._show_tool_event({"type": "tool_result", "status": "ok", "output": chart})
         cli_chat._show_tool_event({"type": "tool_result", "status": "ok", "output": form})

@@ -122,6 +122,7 @@ async def _present(
             editor=Editor(agent_id=context.agent_id),
             session_id=context.session_id,
             execution_id=context.execution_id,
+            workflow_run_id=context.workflow_run_id,
             mode=params.mode,
             collaborators=collaborators,
             component_version_id=component_version_id,

@@ -27,6 +27,7 @@ class ToolContext:
     delegate: Delegate | None = None
     session_id: str | None = None  # the chat session of the run, if any (canvases open in it)
     db: Database | None = None
+    workflow_run_id: str | None = None  # set when a workflow step runs the tool
 
 
 current_tool_context: ContextVar[ToolContext | None] = ContextVar("atom_tool_context", default=None)
