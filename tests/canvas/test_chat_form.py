@@ -1,7 +1,6 @@
 """A form's round trip through a real agent run on both databases: the model (the local test LLM server)
 calls present_form, the run waits past ATOM_CHAT_TOOL_TIMEOUT_S (the form's own wait bounds it), the
-person's submission is the tool's result and the model continues; an INTERN's present_form is allowed
-but a STUDENT's is refused by governance before any canvas exists."""
+person's submission is the tool's result and the model continues."""
 
 from __future__ import annotations
 
@@ -65,22 +64,3 @@ async def test_the_submission_is_the_tool_result(
     assert body["tool_calls"][0]["status"] == "ok" and body["tool_calls"][0]["decision"] == "allow"
     result = json.loads(next(m for m in llm_server.requests[1].body["messages"] if m["role"] == "tool")["content"])
     assert result["status"] == "submitted" and result["values"] == {"ok": True}
-
-
-async def test_a_student_may_not_present_a_form(
-    chat_app: Any, client: httpx.AsyncClient, llm_server: WatchedOpenAIServer, db: Database, settings: Settings,
-    admin: UserWithKey,
-) -> None:  # fmt: skip
-    await agent_named(db, settings, MaturityLevel.STUDENT, "learner")
-    llm_server.queue(
-        tool_reply(ScriptedToolCall("present_form", [json.dumps(FORM)], id="call_form")),
-        tool_reply(
-            ScriptedToolCall("present_chart", ['{"chart_type": "pie", "labels": ["a"], "series": [{"values": [1]}]}'])
-        ),
-        text_reply("Shown what I may."),
-    )
-    body = (
-        await client.post("/api/chat/execute", json={"agent": "learner", "task": "go"}, headers=admin.headers)
-    ).json()
-    assert [c["status"] for c in body["tool_calls"]] == ["denied", "ok"]
-    assert [c["kind"] for c in await _canvases(client, admin)] == ["chart"]

@@ -155,3 +155,24 @@ async def test_parallel_edits_conflict_by_version_and_appends_lose_nothing(setti
     labels = sorted(i["label"] for i in read["content"]["items"])
     assert labels == sorted(f"item {n}" for n in range(20)) and read["version"] == 22
     assert read["content"]["progress"] == 10
+
+
+async def test_an_agent_answers_another_agents_form(settings: Settings, db: Database) -> None:
+    asker = await make_agent(db, settings, MaturityLevel.SUPERVISED, name="form-asker")
+    helper = await make_agent(db, settings, MaturityLevel.SUPERVISED, name="form-helper")
+    stranger = await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="form-stranger")
+    with acting_as(settings, db, asker.id):
+        async with get_bus().subscribe(canvas_service.TOPIC) as events:
+            waiting = asyncio.create_task(call("present_form", schema=SCHEMA, collaborators=[{"agent": "form-helper"}]))
+            presented = await asyncio.wait_for(anext(aiter(events)), 30)
+    canvas_id = presented["canvas_id"]
+    with acting_as(settings, db, stranger.id):
+        for name, params in (("read_canvas", {}), ("canvas_submit", {"values": {"city": "Rome"}})):
+            with pytest.raises(Forbidden) as refused:
+                await call(name, canvas_id=canvas_id, **params)
+            assert refused.value.code == "CANVAS_ROLE"
+    with acting_as(settings, db, helper.id):
+        assert (await call("read_canvas", canvas_id=canvas_id))["kind"] == "form"
+        await call("canvas_submit", canvas_id=canvas_id, values={"city": "Rome"})
+    result = await asyncio.wait_for(waiting, 30)
+    assert result["values"] == {"city": "Rome"} and result["submitted_by"] == f"agent:{helper.id}"

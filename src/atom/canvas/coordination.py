@@ -25,6 +25,7 @@ from atom.errors import Conflict, Forbidden
 
 EDITING_ROLES = frozenset({ParticipantRole.OWNER.value, ParticipantRole.CONTRIBUTOR.value})
 REVIEWING_ROLES = frozenset({ParticipantRole.OWNER.value, ParticipantRole.REVIEWER.value})
+ALL_ROLES = frozenset(r.value for r in ParticipantRole)
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,15 @@ async def create(
     return canvas
 
 
+async def require_participant(
+    *, session: AsyncSession, canvas_id: str, editor: Editor, allowed: frozenset[str], what: str
+) -> Canvas:
+    """The canvas, once the agent is on it with one of the `allowed` roles (403 CANVAS_ROLE otherwise)."""
+    canvas = await get(session=session, canvas_id=canvas_id)
+    coordination.require_role(await _editor_role(session, canvas, editor), editor, allowed, what)
+    return canvas
+
+
 async def _existing_agent(session: AsyncSession, agent_id: str, field: str) -> None:
     if await agents_service.find_agent(session=session, agent_id=agent_id) is None:
         raise NotFound(f"There is no agent {agent_id!r}.", code="AGENT_NOT_FOUND", details={"field": field})

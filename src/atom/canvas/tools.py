@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from atom.agents import service as agents_service
 from atom.canvas import components as canvas_components
-from atom.canvas import flows, views
+from atom.canvas import coordination, flows, views
 from atom.canvas import service as canvas_service
 from atom.canvas.content import Series
 from atom.canvas.coordination import Editor
@@ -197,21 +197,30 @@ async def update_canvas(params: BaseModel) -> dict[str, Any]:
 async def canvas_submit(params: BaseModel) -> dict[str, Any]:
     assert isinstance(params, SubmitParams)
     context, db = _context("canvas_submit")
+    editor = Editor(agent_id=context.agent_id)
+    async with db.session_scope() as session:
+        await canvas_service.require_participant(
+            session=session, canvas_id=params.canvas_id, editor=editor, allowed=coordination.EDITING_ROLES,
+            what="submit this form",
+        )  # fmt: skip
     canvas = await flows.submit_form(
         db=db,
         settings=context.settings,
         canvas_id=params.canvas_id,
         values=params.values,
-        submitter=Editor(agent_id=context.agent_id),
+        submitter=editor,
     )
     return {"canvas_id": canvas.id, "version": canvas.version, "status": canvas.status}
 
 
 async def read_canvas(params: BaseModel) -> dict[str, Any]:
     assert isinstance(params, ReadParams)
-    _, db = _context("read_canvas")
+    context, db = _context("read_canvas")
     async with db.session_scope() as session:
-        canvas = await canvas_service.get(session=session, canvas_id=params.canvas_id)
+        canvas = await canvas_service.require_participant(
+            session=session, canvas_id=params.canvas_id, editor=Editor(agent_id=context.agent_id),
+            allowed=coordination.ALL_ROLES, what="read this canvas",
+        )  # fmt: skip
         return views.for_agent(canvas)
 
 
