@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 from atom.canvas import flows
+from atom.canvas import reads as canvas_reads
 from atom.canvas import service as canvas_service
 from atom.canvas.coordination import Editor
 from atom.config import Settings
@@ -41,7 +42,7 @@ async def test_present_form_waits_for_the_submission(settings: Settings, db: Dat
             waiting = asyncio.create_task(call("present_form", title="Where?", schema=SCHEMA))
             await asyncio.wait_for(anext(aiter(events)), 30)  # presented; the tool now waits on it
         async with db.session_scope() as s:
-            rows, _ = await canvas_service.list_canvases(session=s, limit=5, cursor=None)
+            rows, _ = await canvas_reads.list_canvases(session=s, limit=5, cursor=None)
         assert not waiting.done()
         person = Editor(user_id="someone")
         with pytest.raises(Exception) as refused:
@@ -95,7 +96,7 @@ async def test_locked_mode_two_agents(settings: Settings, db: Database) -> None:
         read = await call("read_canvas", canvas_id=canvas_id)
     assert read["content"]["lines"] == ["one", "two"] and done["version"] == 3
     async with db.session_scope() as s:
-        rows, _ = await canvas_service.audit_rows(session=s, canvas_id=canvas_id, limit=50, cursor=None)
+        rows, _ = await canvas_reads.audit_rows(session=s, canvas_id=canvas_id, limit=50, cursor=None)
     trail = [(r.action, r.agent_id, r.outcome) for r in reversed(rows)]
     assert trail == [
         ("present", first.id, "ok"), ("append", first.id, "refused"), ("lock", first.id, "ok"),

@@ -1,16 +1,19 @@
-"""Reads for the dashboard: a canvas's whole live view, and the canvases of a chat session."""
+"""Reads: canvas lists and audit rows (API), a canvas's whole live view and a chat session's canvases
+(dashboard)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.agents import reads as agents_reads
 from atom.canvas import service as canvas_service
 from atom.canvas import views
-from atom.canvas.models import Canvas, CanvasAudit, CanvasComponentVersion
+from atom.canvas.models import Canvas, CanvasAudit, CanvasComponentVersion, CanvasKind, CanvasStatus
+from atom.pagination import paginate
+from atom.security.principal import Principal
 
 HISTORY = 10
 SESSION_CANVASES = 20
@@ -72,3 +75,36 @@ async def frame_version(*, session: AsyncSession, canvas_id: str) -> tuple[Canva
     if canvas.component_version_id is None:
         raise NotFound("This canvas shows no custom component.", code="CANVAS_NOT_A_COMPONENT")
     return canvas, await components.version_by_id(session=session, version_id=canvas.component_version_id)
+
+
+async def list_canvases(
+    *,
+    session: AsyncSession,
+    limit: int,
+    cursor: str | None,
+    session_id: str | None = None,
+    agent_id: str | None = None,
+    status: CanvasStatus | None = None,
+    kind: CanvasKind | None = None,
+    reader: Principal | None = None,
+) -> tuple[list[Canvas], str | None]:
+    stmt = select(Canvas)
+    if reader is not None and not canvas_service.sees_all(reader):
+        stmt = stmt.where(or_(Canvas.audience_user_id.is_(None), Canvas.audience_user_id == reader.user_id))
+    if session_id is not None:
+        stmt = stmt.where(Canvas.session_id == session_id)
+    if agent_id is not None:
+        stmt = stmt.where(Canvas.owner_agent_id == agent_id)
+    if status is not None:
+        stmt = stmt.where(Canvas.status == status.value)
+    if kind is not None:
+        stmt = stmt.where(Canvas.kind == kind.value)
+    return await paginate(session, stmt, id_column=Canvas.id, limit=limit, cursor=cursor)
+
+
+async def audit_rows(
+    *, session: AsyncSession, canvas_id: str, limit: int, cursor: str | None, reader: Principal | None = None
+) -> tuple[list[CanvasAudit], str | None]:
+    await canvas_service.get(session=session, canvas_id=canvas_id, reader=reader)
+    stmt = select(CanvasAudit).where(CanvasAudit.canvas_id == canvas_id)
+    return await paginate(session, stmt, id_column=CanvasAudit.id, limit=limit, cursor=cursor)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from atom.canvas import components, flows, views
+from atom.canvas import reads as canvas_reads
 from atom.canvas import service as canvas_service
 from atom.canvas.coordination import Editor
 from atom.canvas.models import CanvasKind, CanvasStatus
@@ -85,7 +86,7 @@ async def list_canvases(
     limit: LimitQuery = DEFAULT_PAGE_LIMIT,
     cursor: CursorQuery = None,
 ) -> Page[CanvasRead]:
-    rows, next_cursor = await canvas_service.list_canvases(
+    rows, next_cursor = await canvas_reads.list_canvases(
         session=session,
         limit=limit,
         cursor=cursor,
@@ -133,9 +134,7 @@ async def canvas_audit(
     cursor: CursorQuery = None,
 ) -> Page[CanvasAuditRead]:
     """Every action on the canvas (also refused ones), newest first."""
-    rows, next_cursor = await canvas_service.audit_rows(
-        session=session, canvas_id=canvas_id, limit=limit, cursor=cursor
-    )
+    rows, next_cursor = await canvas_reads.audit_rows(session=session, canvas_id=canvas_id, limit=limit, cursor=cursor)
     return Page(items=[CanvasAuditRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 

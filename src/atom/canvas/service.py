@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +35,6 @@ from atom.db.base import utcnow
 from atom.db.session import on_commit, rows_affected
 from atom.errors import Conflict, InvalidInput, NotFound
 from atom.events.bus import get_bus
-from atom.pagination import paginate
 from atom.security.principal import Principal
 
 TOPIC = "canvas"
@@ -92,12 +91,12 @@ async def record(
     return row
 
 
-def _sees_all(reader: Principal) -> bool:
+def sees_all(reader: Principal) -> bool:
     return chat_service.sessions_visible_to(reader) is None  # an admin reads every chat session
 
 
 def may_read(reader: Principal, canvas: Canvas) -> bool:
-    return canvas.audience_user_id is None or canvas.audience_user_id == reader.user_id or _sees_all(reader)
+    return canvas.audience_user_id is None or canvas.audience_user_id == reader.user_id or sees_all(reader)
 
 
 async def get(*, session: AsyncSession, canvas_id: str, fresh: bool = False, reader: Principal | None = None) -> Canvas:
@@ -394,36 +393,3 @@ async def set_participant(
     )
     announce(session, canvas, "participants")
     return canvas
-
-
-async def list_canvases(
-    *,
-    session: AsyncSession,
-    limit: int,
-    cursor: str | None,
-    session_id: str | None = None,
-    agent_id: str | None = None,
-    status: CanvasStatus | None = None,
-    kind: CanvasKind | None = None,
-    reader: Principal | None = None,
-) -> tuple[list[Canvas], str | None]:
-    stmt = select(Canvas)
-    if reader is not None and not _sees_all(reader):
-        stmt = stmt.where(or_(Canvas.audience_user_id.is_(None), Canvas.audience_user_id == reader.user_id))
-    if session_id is not None:
-        stmt = stmt.where(Canvas.session_id == session_id)
-    if agent_id is not None:
-        stmt = stmt.where(Canvas.owner_agent_id == agent_id)
-    if status is not None:
-        stmt = stmt.where(Canvas.status == status.value)
-    if kind is not None:
-        stmt = stmt.where(Canvas.kind == kind.value)
-    return await paginate(session, stmt, id_column=Canvas.id, limit=limit, cursor=cursor)
-
-
-async def audit_rows(
-    *, session: AsyncSession, canvas_id: str, limit: int, cursor: str | None, reader: Principal | None = None
-) -> tuple[list[CanvasAudit], str | None]:
-    await get(session=session, canvas_id=canvas_id, reader=reader)
-    stmt = select(CanvasAudit).where(CanvasAudit.canvas_id == canvas_id)
-    return await paginate(session, stmt, id_column=CanvasAudit.id, limit=limit, cursor=cursor)
