@@ -177,3 +177,15 @@ async def test_an_agent_answers_another_agents_form(settings: Settings, db: Data
         await call("canvas_submit", canvas_id=canvas_id, values={"city": "Rome"})
     result = await asyncio.wait_for(waiting, 30)
     assert result["values"] == {"city": "Rome"} and result["submitted_by"] == f"agent:{helper.id}"
+
+
+async def test_closing_a_waiting_form_ends_the_wait(settings: Settings, db: Database) -> None:
+    agent = await make_agent(db, settings, MaturityLevel.SUPERVISED)
+    with acting_as(settings, db, agent.id):
+        async with get_bus().subscribe(canvas_service.TOPIC) as events:
+            waiting = asyncio.create_task(call("present_form", schema=SCHEMA))
+            presented = await asyncio.wait_for(anext(aiter(events)), 30)
+    async with db.session_scope() as s:
+        await canvas_service.close(session=s, canvas_id=presented["canvas_id"], editor=Editor(user_id="someone"))
+    result = await asyncio.wait_for(waiting, 30)
+    assert result["status"] == "closed" and "values" not in result
