@@ -10,6 +10,8 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from atom.agents.routes import router as agents_router
 from atom.audit.routes import router as audit_router
+from atom.canvas.routes import components_router as canvas_components_router
+from atom.canvas.routes import router as canvas_router
 from atom.chat.routes import router as chat_router
 from atom.chat.ws import router as chat_ws_router
 from atom.deps import current_principal
@@ -45,6 +47,8 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     abtests_router,
     graduation_router,
     skills_router,
+    canvas_router,
+    canvas_components_router,
 )
 # WebSocket routers authenticate their own connections (a key in the query or header).
 WS_ROUTERS: tuple[APIRouter, ...] = (training_ws_router, chat_ws_router)

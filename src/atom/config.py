@@ -487,6 +487,18 @@ class Settings(BaseSettings):
         default=1500, ge=50, le=100_000, description="Most estimated tokens of recalled episodes put into a prompt."
     )
 
+    # --- canvases (docs/canvas.md) ------------------------------------------------------------
+    canvas_form_wait_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="Longest an agent's present_form call waits for the person's submission (then it returns "
+        "`timeout`); it also lifts that call's tool timeout above ATOM_CHAT_TOOL_TIMEOUT_S.",
+    )
+    canvas_lock_ttl_s: float = Field(
+        default=60.0, gt=0, le=3600, description="A canvas lock taken by an agent expires after this many seconds."
+    )
+
     # --- web dashboard (docs/dashboard.md) -----------------------------------------------------
     web_session_hours: float = Field(
         default=12.0, gt=0, le=720, description="A dashboard sign-in lasts at most this many hours."

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from atom.canvas import tools as canvas_tools
 from atom.chat import routing as chat_routing
 from atom.governance import catalogue as governance_catalogue
 from atom.governance.catalogue import ActionCatalogue
@@ -40,6 +41,7 @@ def build_registries() -> Registries:
     catalogue.implement("stream_chat", "chat")  # the chat runtime streams an answer (chat/runtime.py)
     skill_runs.register_actions(catalogue)  # run_skill, read_skill (skills/runs.py)
     tools = runtime_tools.build_tools(catalogue)
+    canvas_tools.register_canvas_tools(tools)  # present_*, update_canvas, canvas_submit, ... (canvas/tools.py)
     actions = workflow_actions.build_registry(tools)
     executors = Executors()
     executors.register("plan", PlanExecutor(tools))

@@ -603,15 +603,17 @@ class _Run:
             execution_id=self.execution_id,
             depth=self.request.depth,
             delegate=self._delegate,
+            session_id=self.request.session_id,
+            db=self.rt.db,
         )
         token = current_tool_context.set(context)
         extra: dict[str, Any]
         try:
-            async with asyncio.timeout(self.settings.chat_tool_timeout_s):
+            async with asyncio.timeout(tool.timeout(self.settings)):
                 output = await tool.handler(params)
             status, content, extra = "ok", _short(output), {"output": output}
         except TimeoutError:
-            message = f"{tool.name} did not finish within {self.settings.chat_tool_timeout_s:g} s."
+            message = f"{tool.name} did not finish within {tool.timeout(self.settings):g} s."
             status, content, extra = "failed", message, {"error": message}
         except AtomError as exc:
             status, content, extra = (

@@ -38,6 +38,13 @@ def _show_tool_event(event: dict[str, Any]) -> None:
         status = event.get("status")
         colour = "green" if status == "ok" else "yellow" if status == "pending_approval" else "red"
         detail = event.get("output") if status == "ok" else event.get("error")
+        if isinstance(detail, dict) and isinstance(detail.get("summary"), str):  # a canvas: shown on the dashboard
+            console.print(f"  [{colour}]{status}[/] {detail['summary']}", highlight=False)
+            if "values" in detail or detail.get("status") in ("timeout", "closed"):
+                console.print(
+                    f"  form {detail.get('status')}: {json.dumps(detail.get('values'))[:300]}", highlight=False
+                )
+            return
         text = json.dumps(detail, default=str)
         console.print(f"  [{colour}]{status}[/] {text[:300]}", highlight=False)
     elif kind == "proposal":

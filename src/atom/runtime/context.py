@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from atom.config import Settings
+from atom.db.session import Database
 
 Delegate = Callable[[str, str], Awaitable[dict[str, Any]]]
 
@@ -24,6 +25,9 @@ class ToolContext:
     execution_id: str
     depth: int
     delegate: Delegate | None = None
+    session_id: str | None = None  # the chat session of the run, if any (canvases open in it)
+    db: Database | None = None
+    workflow_run_id: str | None = None  # set when a workflow step runs the tool
 
 
 current_tool_context: ContextVar[ToolContext | None] = ContextVar("atom_tool_context", default=None)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from atom.config import Settings
 from atom.errors import InvalidInput
 from atom.governance.catalogue import ActionCatalogue
 
@@ -31,6 +32,11 @@ class Tool:
     # catalogue action chosen from the validated params; `governed_names` registers those actions.
     governed_as: Callable[[BaseModel], str] | None = field(default=None, repr=False)
     governed_names: dict[str, int] = field(default_factory=dict)
+    # A tool that waits for a person (present_form) runs longer than ATOM_CHAT_TOOL_TIMEOUT_S.
+    timeout_s: Callable[[Settings], float] | None = field(default=None, repr=False)
+
+    def timeout(self, settings: Settings) -> float:
+        return self.timeout_s(settings) if self.timeout_s is not None else settings.chat_tool_timeout_s
 
     def governance_action(self, params: BaseModel) -> str:
         return self.governed_as(params) if self.governed_as is not None else self.name

@@ -27,7 +27,7 @@ STATIC_DIR = WEB_DIR / "static"
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
-    "connect-src 'self'; manifest-src 'self'; worker-src 'self'; form-action 'self'; "
+    "connect-src 'self'; manifest-src 'self'; worker-src 'self'; form-action 'self'; frame-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 SECURITY_HEADERS = {

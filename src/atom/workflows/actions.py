@@ -26,6 +26,7 @@ from atom.config import Settings
 from atom.db.session import Database
 from atom.errors import InvalidInput, NotFound
 from atom.governance.catalogue import ActionCatalogue
+from atom.runtime.context import ToolContext, current_tool_context
 from atom.runtime.tools import ToolRegistry
 from atom.security import secrets_store
 from atom.workflows.integrations.errors import IntegrationNotConfigured
@@ -125,7 +126,20 @@ class ActionRegistry:
             return None
 
         async def run_tool(params: BaseModel, ctx: ActionContext) -> dict[str, Any]:
-            return await tool.handler(params)
+            # The tool knows which agent, step and run call it (canvases open in the run; memory is the agent's).
+            context = ToolContext(
+                settings=ctx.settings,
+                agent_id=ctx.agent_id,
+                execution_id=ctx.step_id,
+                depth=0,
+                db=ctx.db,
+                workflow_run_id=ctx.run_id,
+            )
+            token = current_tool_context.set(context)
+            try:
+                return await tool.handler(params)
+            finally:
+                current_tool_context.reset(token)
 
         return WorkflowAction(tool.name, tool.complexity, tool.description, tool.params, run_tool)
 

@@ -1,0 +1,110 @@
+"""Reads: canvas lists and audit rows (API), a canvas's whole live view and a chat session's canvases
+(dashboard)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from atom.agents import reads as agents_reads
+from atom.canvas import service as canvas_service
+from atom.canvas import views
+from atom.canvas.models import Canvas, CanvasAudit, CanvasComponentVersion, CanvasKind, CanvasStatus
+from atom.pagination import paginate
+from atom.security.principal import Principal
+
+HISTORY = 10
+SESSION_CANVASES = 20
+
+
+async def _names(session: AsyncSession, canvases: list[Canvas], extra: set[str]) -> dict[str, str]:
+    ids = set(extra)
+    for canvas in canvases:
+        ids.update(i for i in (canvas.owner_agent_id, canvas.turn_agent_id) if i)
+    return await agents_reads.names_by_id(session=session, agent_ids=ids)
+
+
+async def dashboard_view(*, session: AsyncSession, canvas_id: str) -> dict[str, Any]:
+    canvas = await canvas_service.get(session=session, canvas_id=canvas_id, fresh=True)
+    members = await canvas_service.participants(session=session, canvas_id=canvas_id)
+    history = list(
+        (
+            await session.scalars(
+                select(CanvasAudit)
+                .where(CanvasAudit.canvas_id == canvas_id)
+                .order_by(CanvasAudit.id.desc())
+                .limit(HISTORY)
+            )
+        ).all()
+    )
+    actors = {h.agent_id for h in history if h.agent_id} | {p.agent_id for p in members}
+    if canvas.lock_holder and canvas.lock_holder.startswith("agent:"):
+        actors.add(canvas.lock_holder.split(":", 1)[1])
+    if canvas.submitted_by and canvas.submitted_by.startswith("agent:"):
+        actors.add(canvas.submitted_by.split(":", 1)[1])
+    names = await _names(session, [canvas], actors)
+    return views.dashboard(canvas, members, history, names)
+
+
+async def session_views(*, session: AsyncSession, session_id: str) -> list[dict[str, Any]]:
+    """The chat session's canvases, newest first, each as its whole live view."""
+    ids = list(
+        (
+            await session.scalars(
+                select(Canvas.id)
+                .where(Canvas.session_id == session_id)
+                .order_by(Canvas.id.desc())
+                .limit(SESSION_CANVASES)
+            )
+        ).all()
+    )
+    return [await dashboard_view(session=session, canvas_id=i) for i in ids]
+
+
+async def recent(*, session: AsyncSession, limit: int) -> list[Canvas]:
+    return list((await session.scalars(select(Canvas).order_by(Canvas.id.desc()).limit(limit))).all())
+
+
+async def frame_version(*, session: AsyncSession, canvas_id: str) -> tuple[Canvas, CanvasComponentVersion]:
+    from atom.canvas import components
+    from atom.errors import NotFound
+
+    canvas = await canvas_service.get(session=session, canvas_id=canvas_id)
+    if canvas.component_version_id is None:
+        raise NotFound("This canvas shows no custom component.", code="CANVAS_NOT_A_COMPONENT")
+    return canvas, await components.version_by_id(session=session, version_id=canvas.component_version_id)
+
+
+async def list_canvases(
+    *,
+    session: AsyncSession,
+    limit: int,
+    cursor: str | None,
+    session_id: str | None = None,
+    agent_id: str | None = None,
+    status: CanvasStatus | None = None,
+    kind: CanvasKind | None = None,
+    reader: Principal | None = None,
+) -> tuple[list[Canvas], str | None]:
+    stmt = select(Canvas)
+    if reader is not None and not canvas_service.sees_all(reader):
+        stmt = stmt.where(or_(Canvas.audience_user_id.is_(None), Canvas.audience_user_id == reader.user_id))
+    if session_id is not None:
+        stmt = stmt.where(Canvas.session_id == session_id)
+    if agent_id is not None:
+        stmt = stmt.where(Canvas.owner_agent_id == agent_id)
+    if status is not None:
+        stmt = stmt.where(Canvas.status == status.value)
+    if kind is not None:
+        stmt = stmt.where(Canvas.kind == kind.value)
+    return await paginate(session, stmt, id_column=Canvas.id, limit=limit, cursor=cursor)
+
+
+async def audit_rows(
+    *, session: AsyncSession, canvas_id: str, limit: int, cursor: str | None, reader: Principal | None = None
+) -> tuple[list[CanvasAudit], str | None]:
+    await canvas_service.get(session=session, canvas_id=canvas_id, reader=reader)
+    stmt = select(CanvasAudit).where(CanvasAudit.canvas_id == canvas_id)
+    return await paginate(session, stmt, id_column=CanvasAudit.id, limit=limit, cursor=cursor)
