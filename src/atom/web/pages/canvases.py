@@ -55,7 +55,7 @@ async def canvas_events(request: Request, canvas_id: IdPath, user: ViewerPage, s
     async def compute(s: AsyncSession) -> dict[str, Any]:
         return {"canvases": [await canvas_reads.dashboard_view(session=s, canvas_id=canvas_id)]}
 
-    return live.watch(request, (canvas_service.topic_of(canvas_id),), compute)
+    return live.watch(request, f"canvas:{canvas_id}", (canvas_service.topic_of(canvas_id),), compute)
 
 
 @router.get("/live/chat/{session_id}/canvases")
@@ -68,7 +68,7 @@ async def session_canvas_events(
     async def compute(s: AsyncSession) -> dict[str, Any]:
         return {"canvases": await canvas_reads.session_views(session=s, session_id=session_id)}
 
-    return live.watch(request, (canvas_service.session_topic(session_id),), compute)
+    return live.watch(request, f"chat-canvases:{session_id}", (canvas_service.session_topic(session_id),), compute)
 
 
 @router.get("/canvases/{canvas_id}/frame")
