@@ -51,6 +51,6 @@ async def test_home_counts_update_when_a_proposal_arrives(
 
 
 async def test_the_stream_needs_a_session(app: FastAPI) -> None:
-    async with serving(app) as address, httpx.AsyncClient(base_url=f"http://{address}") as client:
+    async with serving(app) as address, httpx.AsyncClient(base_url=f"http://{address}", timeout=30) as client:
         response = await client.get("/live/home")
         assert response.status_code == 303 and response.headers["location"].startswith("/signin")

@@ -39,7 +39,7 @@ async def test_supervision_socket_takes_the_cookie_from_this_site_only(
         url = f"ws://{address}/ws/supervision/{session_id}"
 
         async def cookie_of(user: WebUserInfo) -> str:
-            async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+            async with httpx.AsyncClient(base_url=f"http://{address}", timeout=30) as client:
                 await sign_in(client, user)
                 return str(client.cookies[SESSION_COOKIE])
 
