@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -114,11 +115,11 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) 
 
 
 @contextmanager
-def running(argv: list[str], env: dict[str, str], probe_url: str) -> Iterator[None]:
+def running(argv: list[str], env: dict[str, str], probe_url: str) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_up(probe_url, proc)
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -127,9 +128,17 @@ def running(argv: list[str], env: dict[str, str], probe_url: str) -> Iterator[No
             proc.kill()
 
 
+@dataclass(frozen=True)
+class AtomServer:
+    base: str
+    key: str
+    pid: int
+    data_dir: Path
+
+
 @contextmanager
-def atom_server(extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
-    """A real `atom-os serve` on a fresh SQLite data dir; yields (base URL, admin API key)."""
+def atom_server_process(extra_env: dict[str, str] | None = None) -> Iterator[AtomServer]:
+    """A real `atom-os serve` on a fresh SQLite data dir, with its process id and data directory."""
     with tempfile.TemporaryDirectory(prefix="atom-bench-") as data_dir:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("ATOM_")}
@@ -137,8 +146,29 @@ def atom_server(extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, 
         init = subprocess.run([ATOM_OS, "init"], env=env, capture_output=True, text=True, check=True)
         key = next(line for line in init.stdout.splitlines() if line.startswith("atom_"))
         base = f"http://127.0.0.1:{port}"
-        with running([ATOM_OS, "serve"], env, f"{base}/health/live"):
-            yield base, key
+        with running([ATOM_OS, "serve"], env, f"{base}/health/live") as proc:
+            yield AtomServer(base, key, proc.pid, Path(data_dir))
+
+
+@contextmanager
+def atom_server(extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
+    """A real `atom-os serve` on a fresh SQLite data dir; yields (base URL, admin API key)."""
+    with atom_server_process(extra_env) as server:
+        yield server.base, server.key
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time process `pid` has used so far, user and system, all its threads (from the kernel's stat file)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    """The resident memory of process `pid` now, in MiB (from the kernel's status file)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 @contextmanager

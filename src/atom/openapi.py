@@ -5,8 +5,8 @@ Every error is `{"error": {"code", "message", "details"}}` (`ErrorBody`), mapped
 route: 422 everywhere (the edge refuses control characters in any path or query), 431 and 500
 everywhere; under `/api`, 401 (no or a bad key), 403 (role), 404 (a resource named in the path or
 body), 503 (a dependency down or not configured); 409 on writes; 413 where a body is read; the
-signed webhooks (`/hooks`) answer 401, 404, 409, 413 and 503. FastAPI's own 422 shape is replaced by ours,
-because ours is what is sent.
+signed webhooks (`/hooks`) answer 401, 404, 409, 413, 502 (`respond: on_finish`: the run failed) and
+503. FastAPI's own 422 shape is replaced by ours, because ours is what is sent.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ _DESCRIPTIONS = {
     "422": "The request is invalid: see `error.details.fields` (or the domain's details).",
     "431": "The request headers are too large or too many.",
     "500": "An unexpected error; the request id in `error.details` identifies it in the logs.",
+    "502": "The workflow run the request waited for failed or was cancelled (`error.details.run_id`).",
     "503": "A service it depends on is unavailable or not configured (database, Redis, an LLM provider).",
 }
 _WRITES = {"post", "put", "patch", "delete"}
@@ -49,7 +50,7 @@ def error_statuses(path: str, method: str, has_body: bool) -> list[str]:
         if method in _WRITES:
             statuses.append("409")
     elif path.startswith("/hooks"):  # signed deliveries: signature, unknown hook, replay, raw body limit
-        statuses += ["401", "404", "409", "413", "503"]
+        statuses += ["401", "404", "409", "413", "502", "503"]
     if has_body and "413" not in statuses:
         statuses.append("413")
     return sorted(statuses)

@@ -46,6 +46,7 @@ async def start(runner: StepRunner, *, scheduler: bool | None = None, executors:
     register_executor(engine.executors, runner)
     await reclaim_at_start(runner)  # steps of this host's dead processes (a crash) go on now, not at lease expiry
     get_bus().on(machine.RUN_CANCELLED, runner.on_run_cancelled)
+    get_bus().on(machine.WORKFLOW_COMPLETED, runner.watch.on_completed)
     if scheduler if scheduler is not None else runner.settings.workflow_scheduler_enabled:
         engine.scheduler = Scheduler(runner)
         await engine.scheduler.start()

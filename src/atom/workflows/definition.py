@@ -18,7 +18,16 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from atom.workflows import source as source_text
 from atom.workflows import templates
@@ -176,6 +185,16 @@ class ScheduleTrigger(_Strict):
         return value
 
 
+class RespondMode(StrEnum):
+    ON_ACCEPT = "on_accept"  # 202 once the delivery is recorded and the run started
+    ON_FINISH = "on_finish"  # the run's output (200), or 202 + the run id when the timeout passes first
+
+
+DEFAULT_RESPOND_TIMEOUT_S = 10.0
+MAX_RESPOND_TIMEOUT_S = 120.0
+RESPOND_STEP = "respond"  # with respond: on_finish, the output of a step with this id is the answer
+
+
 class WebhookTrigger(_Strict):
     id: str = Field(pattern=STEP_ID_PATTERN)
     type: Literal["webhook"]
@@ -183,7 +202,32 @@ class WebhookTrigger(_Strict):
         pattern=r"^[A-Za-z0-9_.:/-]{1,200}$",
         description="Name of the secret (in the secrets store) that signs this webhook's requests.",
     )
+    respond: RespondMode = Field(
+        default=RespondMode.ON_ACCEPT,
+        description="on_accept: answer 202 once the run started; on_finish: answer with the run's output.",
+    )
+    timeout: Duration | None = Field(
+        default=None,
+        description=f"respond: on_finish only: how long the caller waits (default {DEFAULT_RESPOND_TIMEOUT_S:g} s).",
+    )
     enabled: bool = True
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_needs_on_finish(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is None:
+            return value
+        if info.data.get("respond") is not RespondMode.ON_FINISH:
+            raise ValueError("`timeout` applies only to `respond: on_finish` (how long the caller waits for the run)")
+        if not 0 < value <= MAX_RESPOND_TIMEOUT_S:
+            raise ValueError(
+                f"a respond timeout is more than 0 and at most {MAX_RESPOND_TIMEOUT_S:g} s, not {value:g} s"
+            )
+        return value
+
+    @property
+    def respond_timeout_s(self) -> float:
+        return self.timeout if self.timeout is not None else DEFAULT_RESPOND_TIMEOUT_S
 
 
 class EventTrigger(_Strict):

@@ -14,13 +14,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from atom.audit import service as audit
-from atom.errors import Conflict, InvalidInput, NotFound, Unauthorized, Unavailable
+from atom.errors import Conflict, InvalidInput, NotFound
 from atom.governance.policy import TriggerKind
 from atom.observability.logging import get_logger
-from atom.security import secrets_store
 from atom.training import interceptor
 from atom.training import proposals as proposals_service
-from atom.workflows import machine, service, signing
+from atom.workflows import machine, service
 from atom.workflows.definition import WorkflowDefinition
 from atom.workflows.executor import WORKFLOW_EXECUTOR, build_plan
 from atom.workflows.models import StepRun, StepStatus, TriggerFire, WorkflowTrigger
@@ -29,7 +28,6 @@ from atom.workflows.state import StepState
 
 log = get_logger("atom.workflows")
 MAX_CHAIN_DEPTH = 5
-FORWARDED_HEADERS = ("content-type", "user-agent", "x-request-id", "x-github-event", "x-github-delivery")
 
 
 @dataclass
@@ -109,7 +107,7 @@ async def start_workflow(
 # --- trigger fires: each exactly once ---------------------------------------------------------
 
 
-async def _claim_fire(runner: StepRunner, trigger_id: str, fire_key: str, outcome: str = "pending") -> str | None:
+async def claim_fire(runner: StepRunner, trigger_id: str, fire_key: str, outcome: str = "pending") -> str | None:
     """Insert the fire row; None when this fire already happened (another process, a replay)."""
     try:
         async with runner.db.session_scope() as session:
@@ -123,7 +121,7 @@ async def _claim_fire(runner: StepRunner, trigger_id: str, fire_key: str, outcom
         return None
 
 
-async def _finish_fire(runner: StepRunner, fire_id: str, outcome: str, run_id: str | None, detail: str | None) -> None:
+async def finish_fire(runner: StepRunner, fire_id: str, outcome: str, run_id: str | None, detail: str | None) -> None:
     async with runner.db.session_scope() as session:
         await session.execute(
             update(TriggerFire)
@@ -132,7 +130,7 @@ async def _finish_fire(runner: StepRunner, fire_id: str, outcome: str, run_id: s
         )
 
 
-async def _fire(
+async def fire_trigger(
     runner: StepRunner,
     trigger: WorkflowTrigger,
     fire_id: str,
@@ -155,16 +153,16 @@ async def _fire(
     except Exception as exc:
         message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         log.warning("workflow trigger could not start a run", trigger_id=trigger.id, error=message)
-        await _finish_fire(runner, fire_id, "error", None, message)
+        await finish_fire(runner, fire_id, "error", None, message)
         return None
-    await _finish_fire(runner, fire_id, result.route, result.run_id, result.reason)
+    await finish_fire(runner, fire_id, result.route, result.run_id, result.reason)
     return result
 
 
 async def fire_schedule(
     runner: StepRunner, trigger: WorkflowTrigger, *, fire_at: datetime, missed: int, now: datetime
 ) -> StartResult | None:
-    fire_id = await _claim_fire(runner, trigger.id, f"cron:{fire_at.isoformat()}")
+    fire_id = await claim_fire(runner, trigger.id, f"cron:{fire_at.isoformat()}")
     if fire_id is None:
         return None
     payload = {
@@ -174,15 +172,15 @@ async def fire_schedule(
         "fired_at": now.isoformat(),
         "missed": missed,
     }
-    return await _fire(runner, trigger, fire_id, source="schedule", payload=payload)
+    return await fire_trigger(runner, trigger, fire_id, source="schedule", payload=payload)
 
 
 async def record_skipped_fires(
     runner: StepRunner, trigger: WorkflowTrigger, *, last_missed: datetime, missed: int
 ) -> None:
-    fire_id = await _claim_fire(runner, trigger.id, f"missed:{last_missed.isoformat()}", outcome="skipped")
+    fire_id = await claim_fire(runner, trigger.id, f"missed:{last_missed.isoformat()}", outcome="skipped")
     if fire_id is not None:
-        await _finish_fire(runner, fire_id, "skipped", None, f"{missed} missed fire(s) skipped (policy skip)")
+        await finish_fire(runner, fire_id, "skipped", None, f"{missed} missed fire(s) skipped (policy skip)")
         log.info("missed cron fires skipped", trigger_id=trigger.id, missed=missed)
 
 
@@ -214,91 +212,17 @@ async def fire_event(runner: StepRunner, topic: str, payload: dict[str, Any]) ->
         wanted = trigger.config.get("filter") or {}
         if any(payload.get(k) != v for k, v in wanted.items()):
             continue
-        fire_id = await _claim_fire(runner, trigger.id, event_fire_key(topic, payload))
+        fire_id = await claim_fire(runner, trigger.id, event_fire_key(topic, payload))
         if fire_id is None:
             continue
         if depth > MAX_CHAIN_DEPTH:
-            await _finish_fire(runner, fire_id, "refused", None, f"event chain deeper than {MAX_CHAIN_DEPTH}")
+            await finish_fire(runner, fire_id, "refused", None, f"event chain deeper than {MAX_CHAIN_DEPTH}")
             continue
         event_payload = {"type": "event", "trigger": trigger.trigger_key, "event": topic, "payload": payload}
-        result = await _fire(runner, trigger, fire_id, source="event", payload=event_payload, chain_depth=depth)
+        result = await fire_trigger(runner, trigger, fire_id, source="event", payload=event_payload, chain_depth=depth)
         if result is not None:
             results.append(result)
     return results
-
-
-# --- webhooks ---------------------------------------------------------------------------------
-
-
-async def receive_webhook(
-    runner: StepRunner, *, workflow_ref: str, trigger_key: str, body: bytes, headers: dict[str, str]
-) -> StartResult:
-    """Verify (timestamp window, HMAC-SHA256, replay) and start. Every refusal happens before any write."""
-    settings = runner.settings
-    async with runner.db.session_scope() as session:
-        try:
-            workflow = await service.get_workflow(session=session, ref=workflow_ref)
-            trigger = await service.get_trigger(session=session, workflow_id=workflow.id, key=trigger_key)
-        except NotFound:
-            raise NotFound("No such webhook.", code="WEBHOOK_NOT_FOUND") from None
-        if trigger.kind != "webhook" or not trigger.enabled:
-            raise NotFound("No such webhook.", code="WEBHOOK_NOT_FOUND")
-        timestamp = headers.get(signing.TIMESTAMP_HEADER.lower(), "")
-        signature = headers.get(signing.SIGNATURE_HEADER.lower(), "")
-        if not timestamp or not signature:
-            raise Unauthorized(
-                f"Sign the request: {signing.TIMESTAMP_HEADER} and {signing.SIGNATURE_HEADER} are required.",
-                code="WEBHOOK_SIGNATURE_REQUIRED",
-            )
-        try:
-            sent_at = int(timestamp)
-        except ValueError:
-            raise Unauthorized("The timestamp must be Unix seconds.", code="WEBHOOK_BAD_TIMESTAMP") from None
-        now = runner.clock().timestamp()
-        if abs(now - sent_at) > settings.webhook_replay_window_s:
-            raise Unauthorized(
-                f"The timestamp is outside the {settings.webhook_replay_window_s} s window.",
-                code="WEBHOOK_TIMESTAMP_OUT_OF_WINDOW",
-            )
-        secret_name = str(trigger.config.get("secret"))
-        try:
-            secret = await secrets_store.reveal(session=session, cipher=runner.cipher, name=secret_name)
-        except NotFound:
-            log.error("webhook secret missing", trigger_id=trigger.id, secret=secret_name)
-            raise Unavailable(
-                "The webhook's secret is missing on this server.", code="WEBHOOK_SECRET_MISSING"
-            ) from None
-        if not signing.verify(secret, timestamp, body, signature):
-            log.warning("webhook signature refused", trigger_id=trigger.id)
-            raise Unauthorized("The signature does not match.", code="WEBHOOK_BAD_SIGNATURE")
-    payload = {
-        "type": "webhook",
-        "trigger": trigger.trigger_key,
-        "body": _parse_body(body, headers.get("content-type", "")),
-        "headers": {k: v for k, v in headers.items() if k in FORWARDED_HEADERS},
-        "received_at": runner.clock().isoformat(),
-    }
-    fire_id = await _claim_fire(runner, trigger.id, "sig:" + hashlib.sha256(signature.strip().encode()).hexdigest())
-    if fire_id is None:
-        raise Conflict("This delivery was already received (same signature).", code="WEBHOOK_REPLAYED")
-    result = await _fire(runner, trigger, fire_id, source="webhook", payload=payload)
-    if result is None:
-        raise Unavailable(
-            "The webhook was verified but the run could not start; see the server log.", code="RUN_NOT_STARTED"
-        )
-    return result
-
-
-def _parse_body(body: bytes, content_type: str) -> Any:
-    if "json" in content_type or (not content_type and body[:1] in (b"{", b"[")):
-        try:
-            return json.loads(body) if body else None
-        except ValueError:
-            raise InvalidInput("The body is not valid JSON.", code="WEBHOOK_INVALID_JSON") from None
-    try:
-        return body.decode()
-    except UnicodeDecodeError:
-        raise InvalidInput("The body is neither JSON nor UTF-8 text.", code="WEBHOOK_INVALID_BODY") from None
 
 
 # --- a person acts on a run -------------------------------------------------------------------

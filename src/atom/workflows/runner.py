@@ -51,6 +51,7 @@ from atom.workflows.dispatch import Dispatcher, build_dispatcher
 from atom.workflows.integrations.errors import IntegrationError
 from atom.workflows.models import RunStatus, StepStatus, WorkflowVersion
 from atom.workflows.state import STEPS, RunState, StepState
+from atom.workflows.watch import RunWatch
 
 log = get_logger("atom.workflows")
 Clock = Callable[[], datetime]
@@ -136,6 +137,7 @@ class StepRunner:
         self._running: dict[str, tuple[str, asyncio.Task[Any]]] = {}
         self._cancelled_runs: set[str] = set()
         self._wakeups: dict[str, asyncio.Event] = {}
+        self.watch = RunWatch()  # runs someone waits to end (respond: on_finish webhooks); fed by app.start
         self._background: set[asyncio.Task[Any]] = set()
         self._chains: dict[str, machine.Known] = {}  # run id -> its steps as this worker's chain left them
         # A worker of a task engine with job timeouts sets these (see `run_step`); the embedded pool has neither.

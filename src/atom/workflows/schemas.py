@@ -93,6 +93,17 @@ class RunStarted(BaseModel):
     supervision_session_id: str | None = None
 
 
+class WebhookFinished(RunStarted):
+    """A `respond: on_finish` webhook's answer: 200 with the run's output, or 202 while it still runs."""
+
+    status: str = Field(description="succeeded (200), or running (202: the timeout passed first).")
+    output: Any = Field(
+        default=None,
+        description="The `respond` step's output when the workflow has that step, else each succeeded step's "
+        "output by step id (200 only).",
+    )
+
+
 class StepRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
