@@ -459,6 +459,13 @@ class Settings(BaseSettings):
     memory_vector_dir: Path | None = Field(
         default=None, description="LanceDB directory of episode vectors (default `<data_dir>/memory.lance`)."
     )
+    memory_index_max_rows: int = Field(
+        default=200_000,
+        ge=0,
+        le=50_000_000,
+        description="Most episodes held in the in-process search index (about 1.7 KB each with 384-dim vectors); "
+        "agents beyond it are searched in LanceDB, slower. 0: always LanceDB.",
+    )
     memory_segment_gap_minutes: float = Field(
         default=30.0, gt=0, description="A gap longer than this between events starts a new episode (RULES.md)."
     )

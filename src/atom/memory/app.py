@@ -90,6 +90,7 @@ async def start(app: FastAPI, db: Database, settings: Settings) -> None:
     memory = await build(settings, db)
     jobs = MemoryJobs(db, memory)
     jobs.start()
+    jobs.spawn(memory.store.warm(), "memory-warm")  # the search index, read in the background
     register_memory_tools(runtime_tools.current(), db, memory)  # the one place memory's agent tools join the registry
     app.state.memory = memory
     app.state.memory_jobs = jobs

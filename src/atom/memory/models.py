@@ -39,7 +39,9 @@ class Episode(IdMixin, TimestampMixin, Base):
     segment_count: Mapped[int] = mapped_column(Integer, default=0)
     decay: Mapped[float] = mapped_column(Float, default=1.0)
     model_id: Mapped[str | None] = mapped_column(String(200))  # the model of its vector; None: not embedded yet
-    last_vector: Mapped[list[float] | None] = mapped_column(JSONDoc)  # last message's embedding (topic check)
+    # The last message's embedding (topic check). Not loaded unless asked for (`undefer`): only segmentation
+    # reads it, and decoding 384 numbers per row would dominate every read of many episodes.
+    last_vector: Mapped[list[float] | None] = mapped_column(JSONDoc, deferred=True, deferred_raiseload=True)
     consolidated_into: Mapped[str | None] = mapped_column(String(36))
 
 

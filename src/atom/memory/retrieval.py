@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -122,6 +123,15 @@ async def temporal(
     return found
 
 
+@dataclass
+class Candidates:
+    episodes: dict[str, Episode]
+    fused: dict[str, float]
+    similarity: dict[str, float]
+    text_rank: dict[str, int]
+    query_vector: Vectors
+
+
 async def _hybrid(
     session: AsyncSession,
     memory: Memory,
@@ -132,11 +142,10 @@ async def _hybrid(
     since: datetime | None,
     reader: Principal | None,
     query_vector: Vectors | None = None,
-) -> tuple[dict[str, Episode], dict[str, float], dict[str, float], dict[str, int]]:
+) -> Candidates:
     depth = max(limit * 4, 20)
     vector = query_vector if query_vector is not None else (await memory.embedder.embed([query]))[0]
-    by_vector = await memory.store.vector_search(vector, agent_id=agent_id, limit=depth, since=since)
-    by_text = await memory.store.text_search(query, agent_id=agent_id, limit=depth, since=since)
+    by_vector, by_text = await memory.store.search(vector, query, agent_id=agent_id, limit=depth, since=since)
     fused = rrf([[h.id for h in by_vector], [h.id for h in by_text]], weights=[1.0, text_weight(query)])
     similarity = {h.id: h.score for h in by_vector}
     text_rank = {h.id: i for i, h in enumerate(by_text, start=1)}
@@ -146,7 +155,7 @@ async def _hybrid(
     for key, episode in episodes.items():  # an episode holding the very id the query names comes first
         if ids_named and any(i in episode.text.lower() for i in ids_named):
             fused[key] += ID_MATCH_BONUS
-    return episodes, fused, similarity, text_rank
+    return Candidates(episodes, fused, similarity, text_rank, vector)
 
 
 async def semantic(
@@ -164,7 +173,7 @@ async def semantic(
 ) -> list[Recall]:
     """`query_vector`: the query's embedding when the caller has it already (benchmarks, re-ranking)."""
     since = memory.clock() - timedelta(days=days) if days else None
-    episodes, fused, similarity, text_rank = await _hybrid(
+    c = await _hybrid(
         session,
         memory,
         agent_id=agent_id,
@@ -175,11 +184,11 @@ async def semantic(
         query_vector=query_vector,
     )
     found = []
-    for key, episode in episodes.items():
-        why = {"rrf": fused[key], "similarity": similarity.get(key, 0.0), "decay": episode.decay}
-        if key in text_rank:
-            why["text_rank"] = float(text_rank[key])
-        found.append(Recall(episode, fused[key] * episode.decay, why))
+    for key, episode in c.episodes.items():
+        why = {"rrf": c.fused[key], "similarity": c.similarity.get(key, 0.0), "decay": episode.decay}
+        if key in c.text_rank:
+            why["text_rank"] = float(c.text_rank[key])
+        found.append(Recall(episode, c.fused[key] * episode.decay, why))
     found.sort(key=lambda r: (-r.score, r.episode.id))
     found = found[:limit]
     await _log(session, actor, agent_id, "semantic", query, reason, found)
@@ -198,13 +207,12 @@ async def contextual(
     reader: Principal | None = None,
 ) -> list[Recall]:
     now = memory.clock()
-    episodes, _, similarity, _ = await _hybrid(
-        session, memory, agent_id=agent_id, query=query, limit=limit, since=None, reader=reader
-    )
+    c = await _hybrid(session, memory, agent_id=agent_id, query=query, limit=limit, since=None, reader=reader)
+    episodes, similarity = c.episodes, c.similarity
     missing = [k for k in episodes if k not in similarity]
     if missing:  # text-only hits: their cosine similarity from the stored vectors
-        q = (await memory.embedder.embed([query]))[0]
-        for key, (vector, _model) in (await memory.store.vectors(missing)).items():
+        q = c.query_vector / (float(np.linalg.norm(c.query_vector)) or 1.0)
+        for key, vector in (await memory.store.agent_vectors(agent_id, missing)).items():
             similarity[key] = float(vector @ q)
     ids = list(episodes)
     canvas = await memory.canvas_hook(session, ids)

@@ -99,5 +99,7 @@ async def build(settings: Settings, db: Database | None = None, *, clock: Clock 
     from pathlib import Path
 
     embedder = await build_embedder(settings, db)
-    store = await asyncio.to_thread(VectorStore, Path(vector_dir(settings)), embedder.dim)
+    store = await asyncio.to_thread(
+        VectorStore, Path(vector_dir(settings)), embedder.dim, settings.memory_index_max_rows
+    )
     return Memory(settings=settings, embedder=embedder, store=store, clock=clock)

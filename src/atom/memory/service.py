@@ -7,21 +7,23 @@ row was rolled back or deleted meanwhile is an orphan that `lifecycle.sweep_orph
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 from sqlalchemy.orm.attributes import set_committed_value
 
 from atom.agents import service as agents_service
 from atom.audit import service as audit
 from atom.errors import NotFound
+from atom.memory.embedding import Vectors
 from atom.memory.models import Episode, EpisodeAccessLog, EpisodeSegment, EpisodeStatus
 from atom.memory.runtime import Memory
-from atom.memory.segmentation import Event, OpenEpisode, boundary, is_topic_event
+from atom.memory.segmentation import Event, OpenEpisode, Rules, boundary, is_topic_event
 from atom.memory.vectors import VectorRow
 from atom.pagination import paginate
 from atom.security.models import Role
@@ -43,6 +45,7 @@ def _title(event: Event) -> str:
 async def _latest(session: AsyncSession, agent_id: str) -> Episode | None:
     return await session.scalar(
         select(Episode)
+        .options(undefer(Episode.last_vector))
         .where(Episode.agent_id == agent_id, Episode.status == EpisodeStatus.ACTIVE.value)
         .order_by(Episode.ended_at.desc(), Episode.id.desc())
         .limit(1)
@@ -56,18 +59,51 @@ async def _segment_texts(session: AsyncSession, episode_id: str) -> list[str]:
     return list(rows.all())
 
 
+def _needs_vector(events: Sequence[Event], latest: dict[str, Episode | None], rules: Rules) -> list[bool]:
+    """Which events' embeddings segmentation will read (events ordered by agent, then time).
+
+    A topic event's vector is compared with the open episode's last message, and becomes the last
+    message of an episode that stays open. Whether an episode is open, and when it last changed, does
+    not depend on any vector (a topic change starts an episode in the same state as continuing one
+    would leave it), so this is decided before embedding anything: tool calls, answers and an event
+    closing a finished task embed nothing.
+    """
+    needs: list[bool] = []
+    state: dict[str, tuple[datetime, bool, bool] | None] = {}  # agent -> (ended_at, closed, has a last vector)
+    for event in events:
+        if event.agent_id not in state:
+            e = latest.get(event.agent_id)
+            state[event.agent_id] = None if e is None else (e.ended_at, e.closed, e.last_vector is not None)
+        previous = state[event.agent_id]
+        topic = is_topic_event(event)
+        if previous is None or previous[1] or event.at - previous[0] > rules.gap:
+            needs.append(topic and not event.completes_task)  # a new episode whatever the vector
+            state[event.agent_id] = (event.at, event.completes_task, topic)
+            continue
+        ended, _, has_last = previous
+        needs.append(topic and (has_last or not event.completes_task))
+        # A topic change would end it at event.at, continuing at the later of both: the later one predicts
+        # fewer gaps after it (at worst an embedding too many, never one too few).
+        state[event.agent_id] = (max(ended, event.at), event.completes_task, topic or has_last)
+    return needs
+
+
 async def record_events(*, session: AsyncSession, memory: Memory, events: Sequence[Event]) -> list[Episode]:
     """Segment time-ordered events into their agents' episodes; embed them; return the episodes touched."""
     if not events:
         return []
     ordered = sorted(events, key=lambda e: (e.agent_id, e.at))
-    vectors = await memory.embedder.embed([e.text[:SEGMENT_LIMIT] for e in ordered])
-    touched: dict[str, Episode] = {}
     rules = memory.rules
     current: dict[str, Episode | None] = {}
-    for event, vector in zip(ordered, vectors, strict=True):
-        if event.agent_id not in current:
-            current[event.agent_id] = await _latest(session, event.agent_id)
+    for agent_id in dict.fromkeys(e.agent_id for e in ordered):
+        current[agent_id] = await _latest(session, agent_id)
+    needs = _needs_vector(ordered, current, rules)
+    wanted = [i for i, need in enumerate(needs) if need]
+    embedded = await memory.embedder.embed([ordered[i].text[:SEGMENT_LIMIT] for i in wanted])
+    vectors: dict[int, Vectors] = dict(zip(wanted, embedded, strict=True))
+    touched: dict[str, Episode] = {}
+    created: set[str] = set()
+    for n, event in enumerate(ordered):
         episode = current[event.agent_id]
         state = None
         if episode is not None:
@@ -75,7 +111,7 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
             state = OpenEpisode(ended_at=episode.ended_at, last_vector=last, closed=episode.closed)
         # The topic is what the person asks about: only their messages are compared, so a question,
         # the tool calls it caused and the answer stay one episode however different their words are.
-        topic = vector if is_topic_event(event) else None
+        topic = vectors.get(n) if is_topic_event(event) else None
         if episode is None or boundary(state, event.at, topic, rules) is not None:
             episode = Episode(
                 agent_id=event.agent_id,
@@ -85,10 +121,12 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
                 started_at=event.at,
                 ended_at=event.at,
                 segment_count=0,
+                last_vector=None,
             )
             session.add(episode)
             await session.flush()
             current[event.agent_id] = episode
+            created.add(episode.id)
         session.add(
             EpisodeSegment(
                 episode_id=episode.id,
@@ -110,12 +148,15 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
         touched[episode.id] = episode
     await session.flush()
     episodes = list(touched.values())
-    await index(session=session, memory=memory, episodes=episodes)
+    await index(session=session, memory=memory, episodes=episodes, new=created)
     return episodes
 
 
-async def index(*, session: AsyncSession, memory: Memory, episodes: Sequence[Episode]) -> None:
-    """(Re)embed episodes from their segments and write their vectors.
+async def index(
+    *, session: AsyncSession, memory: Memory, episodes: Sequence[Episode], new: Collection[str] = ()
+) -> None:
+    """(Re)embed episodes from their segments and write their vectors; `new`: ids of episodes created in
+    this transaction (no vector yet), appended without a lookup.
 
     Rows are updated with Core statements (an episode deleted meanwhile updates nothing, raises nothing).
     """
@@ -128,12 +169,12 @@ async def index(*, session: AsyncSession, memory: Memory, episodes: Sequence[Epi
         await session.execute(update(Episode).where(Episode.id == episode.id).values(text=text, model_id=model_id))
         set_committed_value(episode, "text", text)
         set_committed_value(episode, "model_id", model_id)
-    await memory.store.upsert(
-        [
-            VectorRow(e.id, e.agent_id, e.ended_at, e.status, model_id, t, v)
-            for e, t, v in zip(episodes, texts, vectors, strict=True)
-        ]
-    )
+    rows = [
+        VectorRow(e.id, e.agent_id, e.ended_at, e.status, model_id, t, v)
+        for e, t, v in zip(episodes, texts, vectors, strict=True)
+    ]
+    await memory.store.insert([r for r in rows if r.id in new])
+    await memory.store.upsert([r for r in rows if r.id not in new])
 
 
 # --- reading ---------------------------------------------------------------------------------
