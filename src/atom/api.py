@@ -17,6 +17,7 @@ from atom.feedback.routes import ab_router as abtests_router
 from atom.feedback.routes import router as feedback_router
 from atom.governance.routes import router as governance_router
 from atom.graduation.routes import router as graduation_router
+from atom.guidance.routes import router as guidance_router
 from atom.llm.routes import router as llm_router
 from atom.memory.routes import router as memory_router
 from atom.security.routes import router as security_router
@@ -43,6 +44,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     abtests_router,
     graduation_router,
     skills_router,
+    guidance_router,
 )
 # WebSocket routers authenticate their own connections (a key in the query or header).
 WS_ROUTERS: tuple[APIRouter, ...] = (training_ws_router, chat_ws_router)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from atom.chat import routing as chat_routing
 from atom.governance import catalogue as governance_catalogue
 from atom.governance.catalogue import ActionCatalogue
+from atom.guidance import tools as guidance_tools
 from atom.runtime import tools as runtime_tools
 from atom.runtime.tools import ToolRegistry
 from atom.skills import runs as skill_runs
@@ -40,6 +41,7 @@ def build_registries() -> Registries:
     catalogue.implement("stream_chat", "chat")  # the chat runtime streams an answer (chat/runtime.py)
     skill_runs.register_actions(catalogue)  # run_skill, read_skill (skills/runs.py)
     tools = runtime_tools.build_tools(catalogue)
+    guidance_tools.register_guidance_tools(tools)  # request_decision, request_permission (guidance/tools.py)
     actions = workflow_actions.build_registry(tools)
     executors = Executors()
     executors.register("plan", PlanExecutor(tools))

@@ -20,6 +20,7 @@ MODEL_MODULES = (
     "atom.feedback.models",
     "atom.graduation.models",
     "atom.skills.models",
+    "atom.guidance.models",
 )
 
 

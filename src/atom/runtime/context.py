@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from atom.config import Settings
+from atom.db.session import Database
 
 Delegate = Callable[[str, str], Awaitable[dict[str, Any]]]
 
@@ -24,6 +25,7 @@ class ToolContext:
     execution_id: str
     depth: int
     delegate: Delegate | None = None
+    db: Database | None = None  # tools that keep records of their own (agent requests)
 
 
 current_tool_context: ContextVar[ToolContext | None] = ContextVar("atom_tool_context", default=None)
