@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from atom.guidance.classify import ErrorCategory
-from atom.guidance.models import RequestKind, RequestStatus
+from atom.guidance.models import RequestKind as RequestKind
+from atom.guidance.models import RequestStatus as RequestStatus
 
 SubjectType = Literal["workflow_step", "agent_tool_call", "agent_run"]
 SUBJECT_ID_PATTERN = r"^[A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)?$"

@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.audit import service as audit
 from atom.db.base import utcnow
+from atom.db.session import on_commit
 from atom.errors import Conflict, InvalidInput
+from atom.events.bus import get_bus
 from atom.guidance import operations
 from atom.guidance.classify import ErrorCategory, classify
 from atom.guidance.models import Operation, ResolutionOutcome
@@ -40,6 +42,7 @@ from atom.security.principal import Principal
 from atom.workflows import presenters
 from atom.workflows import service as workflows_service
 
+OUTCOME_RECORDED = "guidance.outcome_recorded"
 Counts = dict[tuple[str, str], tuple[int, int]]  # (category, resolution) -> (successes, failures)
 
 
@@ -221,6 +224,8 @@ async def record_outcome(
         decision="worked" if outcome_in.worked else "did_not_work",
         details={"category": category.value, "resolution": outcome_in.resolution_id},
     )
+    payload = {"subject_type": facts.subject_type, "subject_id": facts.subject_id, "category": category.value}
+    on_commit(session, lambda: get_bus().publish_soon(OUTCOME_RECORDED, payload))
     return row
 
 

@@ -1,7 +1,7 @@
 """The agent runtime's hook: each event of a run updates its progress, written as the run goes.
 
-`RunTracker` wraps the run's `emit`: the client gets every event first and unchanged; the event is
-then folded into the run's `AgentRunProgress` (tokens are skipped at once). A changed progress is
+`RunTracker` wraps the run's `emit`: the client gets every event first and unchanged (except `step`,
+which the runtime sends the tracker at each model call); the event is then folded into the run's `AgentRunProgress` (tokens are skipped at once). A changed progress is
 written by one writer task per run, latest snapshot first (a burst of events is one write), in its
 own short transaction, never holding up the run; `OPERATION_CHANGED` goes on the bus after each
 commit, for the live views. A write that fails is logged and retried with the next change; the run
@@ -35,8 +35,10 @@ class RunTracker:
         self._writer: asyncio.Task[None] | None = None
 
     def __call__(self, event: dict[str, Any]) -> None:
-        self.forward(event)
-        if event.get("type") == "token":
+        kind = event.get("type")
+        if kind != "step":  # the runtime's step marks are for the tracker, not part of the client's stream
+            self.forward(event)
+        if kind == "token":
             return
         if self.progress.apply(event):
             self._dirty = True

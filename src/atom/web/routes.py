@@ -16,6 +16,7 @@ from atom.web.pages import (
     agents,
     audit,
     chat,
+    guidance,
     home,
     llm,
     proposals,
@@ -38,11 +39,13 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     workflows.router,
     workflow_runs.router,
     llm.router,
+    guidance.router,
 )
 
 NAV: tuple[NavItem, ...] = (
     NavItem("Home", "/", Role.VIEWER),
     NavItem("Proposals", "/proposals", Role.VIEWER),
+    NavItem("Requests", "/requests", Role.VIEWER),
     NavItem("Chat", "/chat", Role.VIEWER),
     NavItem("Supervision", "/supervision", Role.VIEWER),
     NavItem("Workflows", "/workflows", Role.VIEWER),
