@@ -28,6 +28,12 @@ def short(value: Any, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def permission_question(action: str) -> str:
+    """How a permission request is put to a person (the request and the run's progress say the same)."""
+    action = action.strip()
+    return action if action.endswith("?") else f"May the agent {action}?"
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
@@ -126,7 +132,10 @@ class AgentRunProgress:
             }
         )
         if name in REQUEST_TOOLS:
-            question = arguments.get("question") or arguments.get("action") or "a question"
+            action = arguments.get("action")
+            question = arguments.get("question") or (
+                permission_question(action) if isinstance(action, str) and action else "a question"
+            )
             default = arguments.get("default", "deny" if name == "request_permission" else "")
             self.what = f"Waiting for a person to answer: “{short(question, 160)}”"
             self.why = "The agent asked a person before going on" + (

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, field_
 from atom.errors import InvalidInput
 from atom.guidance import requests
 from atom.guidance.models import AgentRequest, RequestKind, RequestStatus
+from atom.guidance.progress import permission_question
 from atom.runtime.context import ToolContext, current_tool_context
 from atom.runtime.tools import Tool, ToolRegistry
 
@@ -118,7 +119,7 @@ async def request_permission(params: BaseModel) -> dict[str, Any]:
         kind=RequestKind.PERMISSION,
         agent_id=context.agent_id,
         execution_id=context.execution_id,
-        question=f"May the agent {params.action}?" if not params.action.endswith("?") else params.action,
+        question=permission_question(params.action),
         options=requests.PERMISSION_OPTIONS,
         default=params.default,
         timeout_s=wait_bound(params.timeout_s, context.settings.chat_tool_timeout_s),
