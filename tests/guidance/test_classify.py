@@ -102,3 +102,16 @@ async def test_classify_api_refuses_bad_input_naming_the_field(client: httpx.Asy
 def test_a_tool_name_in_a_message_is_not_read_as_a_word() -> None:
     listed = "There is no tool named 'x'. Available tools: calculate, request_permission, memory_forget."
     assert classify(message=listed) is C.RESOURCE_NOT_FOUND
+
+
+def test_each_patterns_anchors_are_necessary() -> None:
+    """The substring shortcut never changes an answer: every example classified by its pattern alone
+    is classified the same with the anchors (the examples cover every category)."""
+    from atom.guidance.classify import ANCHORS, MESSAGE_PATTERNS
+
+    for message, expected in BY_MESSAGE:
+        text = message.lower()
+        by_pattern = next((c for c, p in MESSAGE_PATTERNS if p.search(text)), C.UNKNOWN)
+        assert by_pattern is expected
+        if expected is not C.UNKNOWN:
+            assert any(a in text for a in ANCHORS[expected]), message

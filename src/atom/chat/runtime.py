@@ -274,7 +274,7 @@ class AgentRuntime:
             user_id=request.user_id,
             private=request.session_id is not None,
         )
-        emit = tracker
+        emit = tracker.emit
         task = asyncio.current_task()
         if task is not None:
             active_runs[execution_id] = task

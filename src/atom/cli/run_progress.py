@@ -9,6 +9,7 @@ execution record is returned, as the plain `execute` prints it.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from atom.cli.common import console
+
+SETTLE_S = 5.0
 
 
 class Routed(Exception):
@@ -65,17 +68,27 @@ class _Bar:
         self.task: TaskID | None = None
         self.execution_id: str | None = None
 
-    def refresh(self) -> None:
+    def refresh(self) -> dict[str, Any] | None:
         if self.execution_id is None:
-            return
+            return None
         response = self.client.get(f"/api/guidance/agent-runs/{self.execution_id}")
         if response.status_code != 200:  # its first step is not written yet
-            return
-        guide = response.json()
+            return None
+        guide: dict[str, Any] = response.json()
         count = f"{guide['step']}/{'≤' if guide['bounded'] else ''}{guide['total']}"
         if self.task is None:
             self.task = self.progress.add_task("run", total=100, count=count, state="")
         self.progress.update(self.task, completed=guide["percent"], count=count, state=_line(guide))
+        return guide
+
+    def settle(self) -> None:
+        """The run's last snapshot is written just after its `done` event: wait for it (a few seconds)."""
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            guide = self.refresh()
+            if (guide is not None and guide["status"] != "running") or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
 
 
 def execute_with_progress(base: str, key: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -105,9 +118,9 @@ def execute_with_progress(base: str, key: str, body: dict[str, Any], timeout: fl
                     bar.refresh()
                 if kind == "done":
                     break
+            bar.settle()
         if bar.execution_id is None:
             raise Refused(502, {"error": {"message": "the stream ended before the run started"}})
-        bar.refresh()
         record = client.get(f"/api/chat/executions/{bar.execution_id}")
         if record.status_code != 200:
             raise Refused(record.status_code, record.json())

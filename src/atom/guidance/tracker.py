@@ -1,7 +1,8 @@
 """The agent runtime's hook: each event of a run updates its progress, written as the run goes.
 
-`RunTracker` wraps the run's `emit`: the client gets every event first and unchanged (except `step`,
-which the runtime sends the tracker at each model call); the event is then folded into the run's `AgentRunProgress` (tokens are skipped at once). A changed progress is
+`RunTracker.emit` wraps the run's `emit`: the client gets every event first and unchanged (except
+`step`, which the runtime sends only to the tracker, at each model call); a token is forwarded and
+nothing more. Other events are folded into the run's `AgentRunProgress`; a changed progress is
 written by one writer task per run, latest snapshot first (a burst of events is one write), in its
 own short transaction, never holding up the run; `OPERATION_CHANGED` goes on the bus after each
 commit, for the live views. A write that fails is logged and retried with the next change; the run
@@ -33,13 +34,20 @@ class RunTracker:
         self.forward = forward
         self._dirty = False
         self._writer: asyncio.Task[None] | None = None
+        observe = self._observe
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind != "step":  # the runtime's step marks are for the tracker, not part of the client's stream
-            self.forward(event)
-        if kind == "token":
-            return
+        def emit(event: dict[str, Any]) -> None:  # a closure: tokens, the many events, pay one call
+            kind = event.get("type")
+            if kind == "token":
+                forward(event)
+                return
+            if kind != "step":
+                forward(event)
+            observe(event)
+
+        self.emit: Emit = emit
+
+    def _observe(self, event: dict[str, Any]) -> None:
         if self.progress.apply(event):
             self._dirty = True
             if self._writer is None or self._writer.done():
