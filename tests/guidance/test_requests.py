@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from atom.audit.models import AuditEvent
 from atom.config import Settings
@@ -110,7 +110,19 @@ async def test_a_decision_nobody_answers_times_out_to_its_default(
     operator = await make_user("operator")
     ask = '{"question": "Ship today?", "options": ["yes", "no"], "default": "no", "timeout_s": 1}'
     llm_server.queue(tool_reply(ScriptedToolCall("request_decision", [ask], id="d1")), text_reply("Not today."))
-    done = await _execute(client, operator, "chooser")
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM guidance_agent_requests" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        done = await _execute(client, operator, "chooser")
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    # The wait sleeps between re-reads (every ATOM_GUIDANCE_REQUEST_RECHECK_S, 0.5 s here): a few, not a spin.
+    assert 1 <= len(reads) <= 8, len(reads)
     assert done["status"] == "completed"
     result = _tool_result(llm_server, 1)
     assert (result["answer"], result["timed_out"], result["answered_by"]) == ("no", True, "default")

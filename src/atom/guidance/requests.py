@@ -224,40 +224,45 @@ async def _settle(*, session: AsyncSession, request_id: str, status: RequestStat
     return row
 
 
-@contextlib.asynccontextmanager
-async def _changes() -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
-    async with get_bus().subscribe(REQUEST_CHANGED) as events:
-        yield events
+async def _flag(events: AsyncIterator[dict[str, Any]], wanted: list[str], changed: asyncio.Event) -> None:
+    async for event in events:
+        if event.get("request_id") in wanted:
+            changed.set()
 
 
 async def ask_and_wait(*, db: Database, settings: Settings, ask: Ask) -> AgentRequest:
     """Create the request, wait up to its timeout for a person, and return the settled row (answered,
     timed out with its default). Cancelled while waiting: the request is marked cancelled first."""
-    async with _changes() as events:
-        async with db.session_scope() as session:
-            row = await create(session=session, ask=ask)
-            request_id = row.id
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + ask.timeout_s
+    wanted: list[str] = []
+    changed = asyncio.Event()
+    async with get_bus().subscribe(REQUEST_CHANGED) as events:
+        # The events are read by a task of their own: a wait that times out must not end the stream.
+        listener = asyncio.create_task(_flag(events, wanted, changed), name="atom-guidance-request")
         try:
-            while True:
-                left = deadline - loop.time()
-                if left <= 0:
-                    break
+            async with db.session_scope() as session:
+                row = await create(session=session, ask=ask)
+                request_id = row.id
+            wanted.append(request_id)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + ask.timeout_s
+            while (left := deadline - loop.time()) > 0:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(left, settings.guidance_request_recheck_s)):
-                        async for event in events:
-                            if event.get("request_id") == request_id:
-                                break
+                    await asyncio.wait_for(changed.wait(), timeout=min(left, settings.guidance_request_recheck_s))
+                changed.clear()
                 async with db.session_scope() as session:
                     current = await get(session=session, request_id=request_id)
                     if current.status != RequestStatus.PENDING.value:
                         return current
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(_settle_in(db, request_id, RequestStatus.CANCELLED))
+            if wanted:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(_settle_in(db, wanted[0], RequestStatus.CANCELLED))
             raise
-        return await _settle_in(db, request_id, RequestStatus.TIMED_OUT)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+    return await _settle_in(db, request_id, RequestStatus.TIMED_OUT)
 
 
 async def _settle_in(db: Database, request_id: str, status: RequestStatus) -> AgentRequest:
