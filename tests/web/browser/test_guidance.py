@@ -122,7 +122,7 @@ async def test_a_decision_nobody_answers_times_out_to_its_default_live(
 ) -> None:
     await agent_named(db, settings, MaturityLevel.AUTONOMOUS, "shipper")
     caller = await make_user("operator")
-    ask = '{"question": "Ship the order today?", "options": ["ship", "hold"], "default": "hold", "timeout_s": 3}'
+    ask = '{"question": "Ship the order today?", "options": ["ship", "hold"], "default": "hold", "timeout_s": 8}'
     llm_server.queue(
         tool_reply(ScriptedToolCall("request_decision", [ask], id="call_ask")), text_reply("Holding the order.")
     )

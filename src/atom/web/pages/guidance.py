@@ -32,6 +32,7 @@ router = PageRouter()
 
 IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 SETTLED_SHOWN = 20
+PENDING_SHOWN = 100  # the newest; the count is of all
 MAX_NOTE = 2000
 AGENT_TOPICS = (operations.OPERATION_CHANGED, guidance_service.OUTCOME_RECORDED)
 WORKFLOW_TOPICS = (RUN_CHANGED, WORKFLOW_COMPLETED, RUN_CANCELLED, guidance_service.OUTCOME_RECORDED)
@@ -42,14 +43,16 @@ WORKFLOW_TOPICS = (RUN_CHANGED, WORKFLOW_COMPLETED, RUN_CANCELLED, guidance_serv
 
 async def inbox_state(session: AsyncSession) -> dict[str, Any]:
     """The pending requests as JSON (the page and its live updates), with their agents' names."""
-    rows, _ = await requests.list_requests(session=session, limit=100, cursor=None, status=RequestStatus.PENDING)
+    rows, _ = await requests.list_requests(
+        session=session, limit=PENDING_SHOWN, cursor=None, status=RequestStatus.PENDING
+    )
     names = await agents_reads.names_by_id(session=session, agent_ids={r.agent_id for r in rows})
     items = []
     for row in rows:
         item = RequestRead.model_validate(row).model_dump(mode="json")
         item["agent_name"] = names.get(row.agent_id, row.agent_id)
         items.append(item)
-    return {"pending": len(items), "items": items}
+    return {"pending": await requests.count_pending(session=session), "items": items}
 
 
 @router.get("/requests")
@@ -152,7 +155,9 @@ async def mark(request: Request, form_user: OperatorForm, session: SessionDep) -
 
 
 @router.post("/guidance/layouts/{view}")
-async def arrange(request: Request, view: str, form_user: ViewerForm, session: SessionDep) -> Response:
+async def arrange(
+    request: Request, view: Annotated[str, Path(max_length=32)], form_user: ViewerForm, session: SessionDep
+) -> Response:
     user, form = form_user
     layout = form.get("layout")
     if view not in layouts.VIEWS or layout not in layouts.LAYOUTS:
