@@ -19,6 +19,7 @@ from atom.feedback.routes import ab_router as abtests_router
 from atom.feedback.routes import router as feedback_router
 from atom.governance.routes import router as governance_router
 from atom.graduation.routes import router as graduation_router
+from atom.guidance.routes import router as guidance_router
 from atom.llm.routes import router as llm_router
 from atom.memory.routes import router as memory_router
 from atom.security.routes import router as security_router
@@ -49,6 +50,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     skills_router,
     canvas_router,
     canvas_components_router,
+    guidance_router,
 )
 # WebSocket routers authenticate their own connections (a key in the query or header).
 WS_ROUTERS: tuple[APIRouter, ...] = (training_ws_router, chat_ws_router)

@@ -374,6 +374,15 @@ class Settings(BaseSettings):
         default=2, ge=0, le=10, description="How deep delegate_to_agent may nest (0: delegation refused)."
     )
 
+    # --- guidance (docs/guidance.md) -----------------------------------------------------------
+    guidance_request_recheck_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="An agent waiting for a person's answer re-reads its request this often, besides being "
+        "woken by the answer's event (an event lost in transit costs at most this long).",
+    )
+
     # --- LLM providers (src/atom/llm) --------------------------------------------------------
     llm_timeout_s: float = Field(
         default=60.0,

@@ -17,6 +17,7 @@ from atom.canvas import tools as canvas_tools
 from atom.chat import routing as chat_routing
 from atom.governance import catalogue as governance_catalogue
 from atom.governance.catalogue import ActionCatalogue
+from atom.guidance import tools as guidance_tools
 from atom.runtime import tools as runtime_tools
 from atom.runtime.tools import ToolRegistry
 from atom.skills import runs as skill_runs
@@ -42,6 +43,7 @@ def build_registries() -> Registries:
     skill_runs.register_actions(catalogue)  # run_skill, read_skill (skills/runs.py)
     tools = runtime_tools.build_tools(catalogue)
     canvas_tools.register_canvas_tools(tools)  # present_*, update_canvas, canvas_submit, ... (canvas/tools.py)
+    guidance_tools.register_guidance_tools(tools)  # request_decision, request_permission (guidance/tools.py)
     actions = workflow_actions.build_registry(tools)
     executors = Executors()
     executors.register("plan", PlanExecutor(tools))

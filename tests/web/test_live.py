@@ -44,7 +44,13 @@ async def test_home_counts_update_when_a_proposal_arrives(
             assert response.headers["content-type"].startswith("text/event-stream")
             updates = _updates(response)
             first = await asyncio.wait_for(anext(updates), timeout=20)
-            assert first == {"pending_proposals": 0, "waiting_supervision": 0, "failed_runs": 0, "demoted_today": 0}
+            assert first == {
+                "pending_proposals": 0,
+                "waiting_supervision": 0,
+                "failed_runs": 0,
+                "demoted_today": 0,
+                "pending_requests": 0,
+            }
             await pending_proposal(db, settings)
             second = await asyncio.wait_for(anext(updates), timeout=20)
             assert second["pending_proposals"] == 1

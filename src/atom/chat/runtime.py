@@ -37,6 +37,7 @@ from atom.errors import AtomError, InvalidInput
 from atom.feedback import abtests
 from atom.governance import service as governance
 from atom.governance.policy import GovernanceContext, Outcome, TriggerKind
+from atom.guidance import tracker as guidance_tracker
 from atom.llm.cost import cost_usd
 from atom.llm.providers.base import Message, ProviderError, TextDelta, ToolCall, ToolSpec, Usage
 from atom.observability.logging import get_logger
@@ -276,9 +277,23 @@ class AgentRuntime:
             )
             prompt = system_prompt(agent, overrides) + skills.prompt
             messages = [Message(role="system", content=prompt), *history, user_message]
+            agent_name = agent.name
             execution_id = execution.id
 
         run = _Run(self, request, agent_id, profile, execution_id, streaming, hooks, skills.tools, recorder)
+        # Progress in plain words (docs/guidance.md): every event also updates the run's operation.
+        tracker = guidance_tracker.track(
+            self.db,
+            emit,
+            execution_id=execution_id,
+            agent_id=agent_id,
+            agent_name=agent_name,
+            task=request.input,
+            max_steps=run.max_steps,
+            user_id=request.user_id,
+            private=request.session_id is not None,
+        )
+        emit = tracker.emit
         task = asyncio.current_task()
         if task is not None:
             active_runs[execution_id] = task
@@ -295,6 +310,7 @@ class AgentRuntime:
             return await run.execute(messages, emit)
         finally:
             active_runs.pop(execution_id, None)
+            await tracker.close()
 
     async def _may_stream(self, session: Any, agent: Agent, request: RunRequest) -> bool:
         if not self.settings.streaming_governance_enabled:
@@ -401,6 +417,7 @@ class _Run:
                     "TOKEN_LIMIT", f"The run used its ATOM_CHAT_MAX_TOKENS ({self.settings.chat_max_tokens}) tokens."
                 )
             self.steps += 1
+            emit({"type": "step", "step": self.steps, "max_steps": self.max_steps})
             to_send, _dropped = fit(messages, self.settings.chat_context_max_tokens)
             text, calls = await self._call_model(
                 to_send, specs, min(remaining, self.settings.chat_max_output_tokens), emit

@@ -127,12 +127,16 @@ def execute(
     url: str | None = typer.Option(None, help="Server URL (default: ATOM_HOST:ATOM_PORT)."),
     timeout: float = typer.Option(600.0, min=1, help="Seconds to wait for the answer."),
     as_json: bool = typer.Option(False, "--json", help="Print the execution record as JSON."),
+    progress: bool = typer.Option(False, "--progress", help="Show the run's progress (step, what, next) as it runs."),
 ) -> None:
     """Run an agent once on a task; exit code 0 only if the run completed."""
     base = _base(url)
     body: dict[str, Any] = {"agent": agent, "task": task, "trigger": "automated" if automated else "manual"}
     if model:
         body["model"] = model
+    if progress:
+        _show_execution(_with_progress(base, key, body, timeout, as_json), as_json)
+        return
     try:
         response = httpx.post(
             f"{base}/api/chat/execute", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=timeout
@@ -148,6 +152,23 @@ def execute(
     if response.status_code != 200:
         error = data.get("error", {}) if isinstance(data, dict) else {}
         fail(f"{error.get('message', 'request failed')} ({error.get('code', response.status_code)})")
+    _show_execution(data, as_json)
+
+
+def _with_progress(base: str, key: str, body: dict[str, Any], timeout: float, as_json: bool) -> dict[str, Any]:
+    from atom.cli import run_progress
+
+    try:
+        return run_progress.execute_with_progress(base, key, body, timeout)
+    except run_progress.Routed as routed:
+        _routed(routed.data, as_json)
+    except run_progress.Refused as refused:
+        fail(str(refused))
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach {base} ({type(exc).__name__}); is `atom-os serve` running?", EXIT_UNREACHABLE)
+
+
+def _show_execution(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         console.print_json(json.dumps(data))
     else:

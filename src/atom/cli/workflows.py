@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -341,6 +342,8 @@ def run_workflow(
         if not watch:
             return
         detail = _watch(client, run_id, timeout)
+        if detail["status"] == "failed":
+            _print_guidance(client, run_id)
     _finish(detail)
 
 
@@ -382,8 +385,14 @@ def _watch(client: Api, run_id: str, timeout: float) -> dict[str, Any]:
         transient=False,
     )
     tasks: dict[str, TaskID] = {}
+    overall: TaskID | None = None
     with progress:
         while True:
+            # The run as a whole, in plain words (docs/guidance.md): steps finished of all, what, what next.
+            guide = client.get(f"/api/guidance/workflow-runs/{run_id}")
+            if overall is None:
+                overall = progress.add_task("run", total=max(guide["total"], 1), step="progress", state="")
+            progress.update(overall, total=max(guide["total"], 1), completed=guide["step"], state=_guide_line(guide))
             for step in detail["steps"]:
                 key = step["step_key"]
                 if key not in tasks:
@@ -402,6 +411,28 @@ def _watch(client: Api, run_id: str, timeout: float) -> dict[str, Any]:
             time.sleep(POLL_S)
             detail = client.get(f"/api/workflow-runs/{run_id}")
     return detail
+
+
+def _guide_line(guide: dict[str, Any]) -> str:
+    line = f"{guide['step']}/{guide['total']} · {guide['what']}"
+    if guide["status"] == "running" and guide["next"]:
+        line += f" · {guide['next']}"
+    return escape(line if len(line) <= 160 else line[:159] + "…")
+
+
+def _print_guidance(client: Api, run_id: str) -> None:
+    """What to do about the failed step: the suggested resolution first (docs/guidance.md)."""
+    guidance = client.get(f"/api/guidance/workflow-runs/{run_id}").get("guidance")
+    if not guidance:
+        return
+    console.print(f"[bold]{escape(guidance['label'])}[/]: {escape(guidance['meaning'])}", highlight=False)
+    fixes = sorted((guidance["agent_fix"], guidance["person_fix"]), key=lambda r: r["id"] != guidance["suggested"])
+    for fix in fixes:
+        who = "the agent can" if fix["who"] == "agent" else "a person must"
+        mark = " (suggested)" if fix["id"] == guidance["suggested"] else ""
+        console.print(f"  {who}: {escape(fix['title'])}{mark}", highlight=False)
+        for line in fix["steps"]:
+            console.print(f"    - {escape(line)}", highlight=False)
 
 
 def _finish(detail: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ MODEL_MODULES = (
     "atom.graduation.models",
     "atom.skills.models",
     "atom.canvas.models",
+    "atom.guidance.models",
 )
 
 

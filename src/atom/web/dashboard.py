@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.agents import reads as agents_reads
+from atom.guidance import reads as guidance_reads
 from atom.training import reads as training_reads
 from atom.training.models import ProposalStatus, SupervisionStatus
 from atom.workflows import reads as workflows_reads
@@ -16,8 +17,8 @@ from atom.workflows.models import RunStatus
 
 FAILED_RUNS_WINDOW = timedelta(hours=24)
 # Bus topics after which the counts may have changed: proposals, supervision and triggers (audit
-# notices), agents (a demotion), workflow runs (one finished).
-TOPICS = ("audit.notice", "agent.changed", "workflow.completed")
+# notices), agents (a demotion), workflow runs (one finished), agent requests (asked, answered, timed out).
+TOPICS = ("audit.notice", "agent.changed", "workflow.completed", *guidance_reads.TOPICS)
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Counts:
     waiting_supervision: int
     failed_runs: int
     demoted_today: int
+    pending_requests: int = 0  # agents waiting for a person's answer (guidance)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,4 +48,5 @@ async def counts(*, session: AsyncSession) -> Counts:
             session=session, status=RunStatus.FAILED, since=now - FAILED_RUNS_WINDOW
         ),
         demoted_today=len({change.agent_id for change, _ in demotions}),
+        pending_requests=await guidance_reads.count_pending_requests(session=session),
     )

@@ -17,6 +17,7 @@ from atom.web.pages import (
     audit,
     canvases,
     chat,
+    guidance,
     home,
     llm,
     proposals,
@@ -42,11 +43,13 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     workflow_runs.router,
     llm.router,
     skills.router,
+    guidance.router,
 )
 
 NAV: tuple[NavItem, ...] = (
     NavItem("Home", "/", Role.VIEWER),
     NavItem("Proposals", "/proposals", Role.VIEWER),
+    NavItem("Requests", "/requests", Role.VIEWER),
     NavItem("Chat", "/chat", Role.VIEWER),
     NavItem("Canvases", "/canvases", Role.VIEWER),
     NavItem("Supervision", "/supervision", Role.VIEWER),

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from atom.audit import service as audit
 from atom.deps import SessionDep
 from atom.errors import InvalidInput
+from atom.guidance import layouts as guidance_layouts
+from atom.guidance import service as guidance_service
 from atom.web import live
 from atom.web.auth import ApproverForm, OperatorForm, PageRouter, ViewerPage
 from atom.web.pages.workflows import engine_of
@@ -81,10 +83,19 @@ async def run_state(session: AsyncSession, run_id: str) -> dict[str, Any]:
 async def run_page(request: Request, run_id: IdPath, user: ViewerPage, session: SessionDep) -> Response:
     state = await run_state(session, run_id)
     workflow = await workflows_service.get_workflow(session=session, ref=state["workflow_id"])
+    # The run's progress in plain words and its remembered layout (docs/guidance.md)
+    progress = await guidance_service.workflow_run_progress(session=session, run_id=run_id)
+    layout = await guidance_layouts.get_layout(session=session, user_id=user.principal.user_id, view="workflow_run")
     return render(
         request,
         "workflow_run.html",
-        {"title": f"Run of {workflow.name}", "run": state, "workflow": workflow},
+        {
+            "title": f"Run of {workflow.name}",
+            "run": state,
+            "workflow": workflow,
+            "progress": progress.model_dump(mode="json"),
+            "layout": layout.layout,
+        },
     )
 
 

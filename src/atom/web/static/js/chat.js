@@ -189,6 +189,8 @@
         if (name === "start") {
           running.executionId = event.execution_id;
           answer.setAttribute("data-execution", event.execution_id);
+          // The run's live progress panel (static/js/guidance.js) follows this run.
+          document.dispatchEvent(new CustomEvent("atom:run-started", { detail: { executionId: event.execution_id } }));
         } else if (name === "token") {
           written += event.text;
           text.textContent = written;
