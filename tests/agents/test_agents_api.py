@@ -210,8 +210,8 @@ async def test_permissions_dry_run_and_check_endpoint(
     assert rows["get_current_time"]["manual"] == "allow" and rows["get_current_time"]["automated"] == "propose"
     assert rows["send_email"]["manual"] == "deny"
     # catalogued by RULES.md but implemented by nothing: not available, however low its complexity
-    assert rows["present_chart"]["manual"] == rows["present_chart"]["automated"] == "deny"
-    assert rows["present_chart"]["reason_code_manual"] == "UNKNOWN_ACTION"
+    assert rows["browser_navigate"]["manual"] == rows["browser_navigate"]["automated"] == "deny"
+    assert rows["browser_navigate"]["reason_code_manual"] == "UNKNOWN_ACTION"
     actions = (await client.get("/api/governance/actions", headers=operator.headers)).json()
     assert {"name": "stream_chat", "complexity": 2, "implemented_by": "chat", "available": True}.items() <= next(
         a for a in actions if a["name"] == "stream_chat"

@@ -164,7 +164,7 @@ async def test_agents_show_lists_planned_actions_as_unavailable(env: dict[str, s
     code, out = await ainvoke(env, "agents", "show", "shown")
     assert code == 0, out
     rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") >= 4}
-    for planned in ("browser_click", "device_screen_record", "canvas_submit"):
+    for planned in ("browser_click", "device_screen_record", "device_camera_snap"):
         assert "unavailable" in rows[planned] and "allow" not in rows[planned], rows[planned]
     assert "allow" in rows["get_current_time"]
     code, out = await ainvoke(env, "governance", "actions")

@@ -163,9 +163,9 @@ async def test_unknown_action_is_denied_even_for_autonomous(db: Database, settin
 async def test_a_planned_action_is_not_available_though_rules_classify_it(
     db: Database, settings: Settings, registries: Registries
 ) -> None:
-    """RULES.md lists browser_click (3) and present_chart (1); nothing implements them: denied, not allowed."""
+    """RULES.md lists browser_click (3) and browser_navigate (2); nothing implements them: denied, not allowed."""
     agent = await make_agent(db, settings, MaturityLevel.AUTONOMOUS)
-    for name, complexity in (("browser_click", 3), ("present_chart", 1), ("device_screen_record", 3)):
+    for name, complexity in (("browser_click", 3), ("browser_navigate", 2), ("device_screen_record", 3)):
         spec = registries.catalogue.get(name)
         assert spec is not None and spec.complexity == complexity and spec.implemented_by == "planned"
         async with db.session_scope() as s:
