@@ -103,6 +103,22 @@ def test_stale_pid_file_is_cleaned(base_env: dict[str, str], stopper: None) -> N
     assert started.returncode == 0 and "stale PID file" in started.stdout
 
 
+def _wait_live(proc: subprocess.Popen[str], url: str, timeout: float = 90) -> None:
+    """Until the server answers its liveness probe; a server that exits or never answers fails the test
+    with what it printed (a loaded CI machine can take many seconds to start one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"atom-os serve exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if httpx.get(f"{url}/health/live", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"atom-os serve did not answer in {timeout} s: {proc.communicate()[0]}")
+
+
 def test_in_flight_request_finishes_on_sigterm(base_env: dict[str, str]) -> None:
     """`atom-os serve` in the foreground: SIGTERM lets the request already under way complete."""
     assert _run(base_env, "init").returncode == 0
@@ -111,13 +127,7 @@ def test_in_flight_request_finishes_on_sigterm(base_env: dict[str, str]) -> None
     )
     url = f"http://127.0.0.1:{base_env['ATOM_PORT']}"
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        _wait_live(proc, url)
         # Open a request whose body we send slowly, so it is in flight when SIGTERM arrives.
         with socket.create_connection(("127.0.0.1", int(base_env["ATOM_PORT"]))) as conn:
             body = b'{"username": "late", "role": "viewer"}'
@@ -165,16 +175,11 @@ def test_bad_setting_is_one_clear_line(base_env: dict[str, str], variable: str, 
 def test_a_foreground_server_shows_in_status_and_stops_gracefully(base_env: dict[str, str], stopper: None) -> None:
     assert _run(base_env, "init").returncode == 0
     pid_file = Path(base_env["ATOM_DATA_DIR"], "atom.pid")
-    server = subprocess.Popen([ATOM_OS, "serve"], env=base_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [ATOM_OS, "serve"], env=base_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
-        url = f"http://127.0.0.1:{base_env['ATOM_PORT']}/health/live"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        _wait_live(server, f"http://127.0.0.1:{base_env['ATOM_PORT']}")
         assert pid_file.read_text().split()[0] == str(server.pid)
         status = _run(base_env, "status")
         assert status.returncode == 0 and str(server.pid) in status.stdout, status.stdout
