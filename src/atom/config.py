@@ -472,7 +472,7 @@ class Settings(BaseSettings):
         default=200_000,
         ge=0,
         le=50_000_000,
-        description="Most episodes held in the in-process search index (about 1.7 KB each with 384-dim vectors); "
+        description="Most episodes held in the in-process search index (about 1.8 KB each with 384-dim vectors); "
         "agents beyond it are searched in LanceDB, slower. 0: always LanceDB.",
     )
     memory_segment_gap_minutes: float = Field(

@@ -147,17 +147,30 @@ def test_warm_reads_the_largest_agents_that_fit(tmp_path: Path) -> None:
     assert store.index_loads() == loads
 
 
+def test_warm_stops_when_asked(tmp_path: Path) -> None:
+    store = VectorStore(tmp_path / "v", DIM)
+    store.insert_sync(_rows(30))
+    store.stop_warming()  # the server stopping before the background read got going
+    assert store.warm_sync() == 0
+    assert store.index_rows() == 0
+
+
 def test_maintenance_drops_old_versions_and_keeps_searching(tmp_path: Path) -> None:
     store = VectorStore(tmp_path / "v", DIM)
     rows = _rows(60)
     for row in rows:  # one write per episode, as episodes are created
         store.insert_sync([row])
     store.vector_search_sync(rows[0].vector, agent_id="agent-a", limit=1)
+    loads = store.index_loads()
     before = store.optimize_sync()["versions"]
+    assert store.index_loads() == loads + 1  # the agent held was read again, not dropped
+    assert store.index_rows() == 20  # agent-a's rows
     with pytest.warns(UserWarning, match="removes every version except the latest"):  # LanceDB's own caution
         after = store.optimize_sync(keep_versions=timedelta(0))["versions"]
     assert before > 60 and after < 5
+    loads = store.index_loads()
     lance = VectorStore(tmp_path / "v", DIM, index_rows=0)
     assert _ids(store.vector_search_sync(rows[0].vector, agent_id="agent-a", limit=10)) == _ids(
         lance.vector_search_sync(rows[0].vector, agent_id="agent-a", limit=10)
     )
+    assert store.index_loads() == loads  # read during maintenance, not by the search after it

@@ -27,7 +27,7 @@ CLI_ACTOR = "cli"
 @asynccontextmanager
 async def _memory(settings: Settings) -> AsyncIterator[tuple[Database, Memory]]:
     async with open_database(settings) as db:
-        yield db, await build(settings, db)
+        yield db, await build(settings, db, search_index=False)  # one-shot: LanceDB searches directly
 
 
 @app.command("list")

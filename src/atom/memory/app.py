@@ -76,6 +76,7 @@ class MemoryJobs:
 
     async def stop(self) -> None:
         self._stopping.set()
+        self.memory.store.stop_warming()  # a thread cannot be cancelled: it stops at the next agent
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -94,12 +94,17 @@ def vector_dir(settings: Settings) -> str:
     return str(settings.memory_vector_dir or settings.data_dir / "memory.lance")
 
 
-async def build(settings: Settings, db: Database | None = None, *, clock: Clock = utcnow) -> Memory:
-    """Load (and check) the embedding model and open the vector store; a bad model fails here, loudly."""
+async def build(
+    settings: Settings, db: Database | None = None, *, clock: Clock = utcnow, search_index: bool = True
+) -> Memory:
+    """Load (and check) the embedding model and open the vector store; a bad model fails here, loudly.
+
+    `search_index=False` (a one-shot CLI command): searches go to LanceDB directly, since reading an
+    agent into the in-process index costs more than the one search it would speed up.
+    """
     from pathlib import Path
 
     embedder = await build_embedder(settings, db)
-    store = await asyncio.to_thread(
-        VectorStore, Path(vector_dir(settings)), embedder.dim, settings.memory_index_max_rows
-    )
+    rows = settings.memory_index_max_rows if search_index else 0
+    store = await asyncio.to_thread(VectorStore, Path(vector_dir(settings)), embedder.dim, rows)
     return Memory(settings=settings, embedder=embedder, store=store, clock=clock)

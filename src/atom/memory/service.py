@@ -7,7 +7,7 @@ row was rolled back or deleted meanwhile is an orphan that `lifecycle.sweep_orph
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from atom.agents import service as agents_service
 from atom.audit import service as audit
+from atom.db.base import new_id
 from atom.errors import NotFound
 from atom.memory.embedding import Vectors
 from atom.memory.models import Episode, EpisodeAccessLog, EpisodeSegment, EpisodeStatus
@@ -102,7 +103,7 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
     embedded = await memory.embedder.embed([ordered[i].text[:SEGMENT_LIMIT] for i in wanted])
     vectors: dict[int, Vectors] = dict(zip(wanted, embedded, strict=True))
     touched: dict[str, Episode] = {}
-    created: set[str] = set()
+    created: dict[str, list[str]] = {}  # episodes made here -> their segments' contents
     for n, event in enumerate(ordered):
         episode = current[event.agent_id]
         state = None
@@ -114,6 +115,7 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
         topic = vectors.get(n) if is_topic_event(event) else None
         if episode is None or boundary(state, event.at, topic, rules) is not None:
             episode = Episode(
+                id=new_id(),  # set now, so the episode and its segments go out in the one flush below
                 agent_id=event.agent_id,
                 user_id=event.user_id,
                 title=_title(event),
@@ -124,9 +126,8 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
                 last_vector=None,
             )
             session.add(episode)
-            await session.flush()
             current[event.agent_id] = episode
-            created.add(episode.id)
+            created[episode.id] = []
         session.add(
             EpisodeSegment(
                 episode_id=episode.id,
@@ -138,6 +139,8 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
                 seq=episode.segment_count,
             )
         )
+        if episode.id in created:
+            created[episode.id].append(event.text[:SEGMENT_LIMIT])
         episode.segment_count += 1
         episode.ended_at = max(episode.ended_at, event.at)
         episode.closed = episode.closed or event.completes_task
@@ -153,16 +156,22 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
 
 
 async def index(
-    *, session: AsyncSession, memory: Memory, episodes: Sequence[Episode], new: Collection[str] = ()
+    *,
+    session: AsyncSession,
+    memory: Memory,
+    episodes: Sequence[Episode],
+    new: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
-    """(Re)embed episodes from their segments and write their vectors; `new`: ids of episodes created in
-    this transaction (no vector yet), appended without a lookup.
+    """(Re)embed episodes from their segments and write their vectors. `new`: episodes created in this
+    transaction (no vector yet) with their segments' contents: appended to the cold store without a
+    lookup, their segments not read back.
 
     Rows are updated with Core statements (an episode deleted meanwhile updates nothing, raises nothing).
     """
     if not episodes:
         return
-    texts = [episode_text(e.title, await _segment_texts(session, e.id)) for e in episodes]
+    new = new or {}
+    texts = [episode_text(e.title, new[e.id] if e.id in new else await _segment_texts(session, e.id)) for e in episodes]
     vectors = await memory.embedder.embed(texts)
     model_id = memory.embedder.model_id
     for episode, text in zip(episodes, texts, strict=True):

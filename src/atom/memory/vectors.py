@@ -68,6 +68,7 @@ class VectorStore:
         self._lock = threading.Lock()
         self._fts_ready = False
         self._hot = HotIndex(index_rows) if index_rows > 0 else None
+        self._stop_warming = threading.Event()
         schema = pa.schema(
             [
                 pa.field("id", pa.string()),
@@ -166,9 +167,11 @@ class VectorStore:
                     self._table.create_index(column, config=config, replace=True)
             if self._hot is not None:
                 self._hot.reset(self._table.version)
-                for agent_id in held:
-                    self._index_for(agent_id)
-            return {"rows": rows, "versions": len(self._table.list_versions())}
+            report = {"rows": rows, "versions": len(self._table.list_versions())}
+        for agent_id in held:  # one agent at a time: searches go on meanwhile
+            with self._lock:
+                self._current(agent_id)
+        return report
 
     def delete_sync(self, ids: Sequence[str]) -> None:
         if not ids:
@@ -289,10 +292,15 @@ class VectorStore:
         column = self._table.search().select(["agent_id"]).limit(None).to_arrow().column("agent_id")
         loaded = 0
         for agent_id, rows in Counter(column.to_pylist()).most_common():
+            if self._stop_warming.is_set():
+                break
             with self._lock:  # one agent at a time: searches go on meanwhile
                 if self._hot.rows + rows <= self._hot.max_rows and self._current(str(agent_id)) is not None:
                     loaded += 1
         return loaded
+
+    def stop_warming(self) -> None:
+        self._stop_warming.set()
 
     def index_rows(self) -> int:
         """Rows held by the in-process indexes."""
