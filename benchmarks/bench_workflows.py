@@ -302,7 +302,7 @@ async def scale_out(pg_server: str, redis_url: str, runs: int, concurrency: int,
             bus = build_bus(settings)  # Redis: the workers' workflow.completed events reach this process
             await bus.start()
             set_bus(bus)
-            engine = StepRunner(db=db, settings=settings)  # the API side: enqueues, runs no steps
+            engine = StepRunner(db=db, settings=settings)  # the API side: defers steps, runs none
             try:
                 workflow_id = await prepare(db, settings, engine)
                 engine_started = await workflows_app.start(engine, scheduler=False)
