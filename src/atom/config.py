@@ -31,7 +31,7 @@ class LogLevel(StrEnum):
 
 class WorkflowExecutorMode(StrEnum):
     EMBEDDED = "embedded"
-    ARQ = "arq"
+    QUEUE = "queue"
 
 
 class EmbeddingProvider(StrEnum):
@@ -266,8 +266,9 @@ class Settings(BaseSettings):
     # --- workflows (docs/workflows.md) ---------------------------------------------------
     workflow_executor: WorkflowExecutorMode = Field(
         default=WorkflowExecutorMode.EMBEDDED,
-        description="Where workflow steps run: `embedded` (an async worker pool inside `atom-os serve`) or `arq` "
-        "(the API enqueues on Redis, `atom-os worker` processes run them; needs ATOM_REDIS_URL).",
+        description="Where workflow steps run: `embedded` (an async worker pool inside `atom-os serve`) or `queue` "
+        "(the API defers them to a job queue in PostgreSQL, `atom-os worker` processes run them; needs "
+        "ATOM_REDIS_URL for events).",
     )
     workflow_concurrency: int = Field(
         default=8, ge=1, le=1000, description="Steps the embedded worker pool runs at once (per process)."
@@ -276,7 +277,10 @@ class Settings(BaseSettings):
         default=16, ge=1, le=1000, description="Steps one `atom-os worker` process runs at once."
     )
     workflow_queue_name: str = Field(
-        default="atom:workflows", min_length=1, max_length=100, description="Redis queue the arq workers read."
+        default="atom:workflows",
+        min_length=1,
+        max_length=100,
+        description="Job queue (in PostgreSQL) the API defers steps to and `atom-os worker` processes read.",
     )
     workflow_job_timeout_s: float = Field(
         default=300.0, gt=0, le=86_400, description="Longest a single workflow step may run; step timeouts are capped."
@@ -580,6 +584,16 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("workflow_executor", mode="before")
+    @classmethod
+    def _arq_is_gone(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "arq":
+            raise ValueError(
+                "`arq` is no longer an executor: the workers read a job queue in PostgreSQL now "
+                "(docs/scale-out.md); set ATOM_WORKFLOW_EXECUTOR=queue on the API servers and every worker"
+            )
         return value
 
     @field_validator("llm_tier_models")

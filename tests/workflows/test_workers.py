@@ -1,6 +1,7 @@
-"""`atom-os worker` processes on PostgreSQL + Redis: the crash test (a worker killed with SIGKILL mid-step
-loses nothing and repeats no side effect), graceful SIGTERM, the hand-over of a step that outlives the
-shutdown grace, and the configurations a worker refuses."""
+"""`atom-os worker` processes on PostgreSQL (the job queue) + Redis (events): the crash test (a worker
+killed with SIGKILL mid-step loses nothing and repeats no side effect), graceful SIGTERM, the hand-over
+of a step that outlives the shutdown grace, a retry deferred through the queue, the jobs of a dead
+worker going back to the queue, and the configurations a worker refuses."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from atom.config import Settings
 from atom.db.session import Database
@@ -51,7 +52,7 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_worker_refuses_to_start_without_redis_a_shared_database_or_the_arq_executor(tmp_path: Path) -> None:
+def test_worker_refuses_to_start_without_redis_a_shared_database_or_the_queue_executor(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from atom.cli.main import app as cli
@@ -59,24 +60,28 @@ def test_worker_refuses_to_start_without_redis_a_shared_database_or_the_arq_exec
     pg = "postgresql://atom@127.0.0.1:5432/atom"
     unreachable_redis = f"redis://127.0.0.1:{closed_port()}/0"
     cases = {
-        "no redis": ({"ATOM_WORKFLOW_EXECUTOR": "arq", "ATOM_DATABASE_URL": pg}, "ATOM_REDIS_URL: atom-os worker"),
+        "no redis": ({"ATOM_WORKFLOW_EXECUTOR": "queue", "ATOM_DATABASE_URL": pg}, "ATOM_REDIS_URL: atom-os worker"),
         "embedded executor": (
             {"ATOM_REDIS_URL": unreachable_redis, "ATOM_DATABASE_URL": pg},
             "ATOM_WORKFLOW_EXECUTOR: atom-os worker",
         ),
-        "sqlite": ({"ATOM_REDIS_URL": unreachable_redis, "ATOM_WORKFLOW_EXECUTOR": "arq"}, "ATOM_DATABASE_URL:"),
+        "sqlite": ({"ATOM_REDIS_URL": unreachable_redis, "ATOM_WORKFLOW_EXECUTOR": "queue"}, "ATOM_DATABASE_URL:"),
         "lease shorter than a step": (
             {
                 "ATOM_REDIS_URL": unreachable_redis,
-                "ATOM_WORKFLOW_EXECUTOR": "arq",
+                "ATOM_WORKFLOW_EXECUTOR": "queue",
                 "ATOM_DATABASE_URL": pg,
                 "ATOM_WORKFLOW_JOB_TIMEOUT_S": "60",
                 "ATOM_WORKFLOW_VISIBILITY_TIMEOUT_S": "30",
             },
             "ATOM_WORKFLOW_VISIBILITY_TIMEOUT_S:",
         ),
-        "redis unreachable": (
+        "the removed arq executor": (
             {"ATOM_REDIS_URL": unreachable_redis, "ATOM_WORKFLOW_EXECUTOR": "arq", "ATOM_DATABASE_URL": pg},
+            "ATOM_WORKFLOW_EXECUTOR: Value error, `arq` is no longer an executor",
+        ),
+        "redis unreachable": (
+            {"ATOM_REDIS_URL": unreachable_redis, "ATOM_WORKFLOW_EXECUTOR": "queue", "ATOM_DATABASE_URL": pg},
             "ATOM_REDIS_URL: cannot reach Redis",
         ),
     }
@@ -90,6 +95,24 @@ def test_worker_refuses_to_start_without_redis_a_shared_database_or_the_arq_exec
         assert result.exit_code == 1, f"{name}: exit {result.exit_code}, {output}"
         assert output.startswith("error: ") and expected in output, f"{name}: {output}"
         assert "Fix:" in output and "Traceback" not in output, f"{name}: {output}"
+
+
+def test_the_api_refuses_the_queue_executor_on_sqlite_or_without_redis(tmp_path: Path) -> None:
+    from atom.errors import ConfigurationError
+    from atom.workflows.dispatch import build_dispatcher
+    from tests.conftest import make_settings
+
+    async def handler(step_run_id: str) -> None:
+        raise AssertionError("no step runs here")
+
+    cases = {
+        "ATOM_WORKFLOW_EXECUTOR": make_settings(tmp_path, None, workflow_executor="queue", redis_url="redis://x/0"),
+        "ATOM_REDIS_URL": make_settings(tmp_path, "postgresql://atom@127.0.0.1:5432/atom", workflow_executor="queue"),
+    }
+    for setting, settings in cases.items():
+        with pytest.raises(ConfigurationError) as refused:
+            build_dispatcher(settings, handler)
+        assert refused.value.one_line().startswith(f"{setting}: ") and "Fix:" in refused.value.one_line()
 
 
 # --- the crash test (PostgreSQL + Redis) --------------------------------------------------------
@@ -109,7 +132,7 @@ def queue_name() -> str:
 def settings_overrides(redis_url: str, queue_name: str) -> dict[str, object]:
     return {
         "redis_url": redis_url,
-        "workflow_executor": "arq",
+        "workflow_executor": "queue",
         "workflow_queue_name": queue_name,
         "workflow_job_timeout_s": 2.0,
         "workflow_visibility_timeout_s": VISIBILITY_S,
@@ -133,7 +156,7 @@ def spawn_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., W
         ATOM_DATABASE_URL=str(settings.database_url),
         ATOM_REDIS_URL=str(settings.redis_url),
         ATOM_SECRET_KEY=TEST_SECRET_KEY,
-        ATOM_WORKFLOW_EXECUTOR="arq",
+        ATOM_WORKFLOW_EXECUTOR="queue",
         ATOM_WORKFLOW_QUEUE_NAME=settings.workflow_queue_name,
         ATOM_WORKFLOW_JOB_TIMEOUT_S=str(settings.workflow_job_timeout_s),
         ATOM_WORKFLOW_VISIBILITY_TIMEOUT_S=str(settings.workflow_visibility_timeout_s),
@@ -169,18 +192,15 @@ async def wait_ready(worker: Worker) -> None:
 
 @pytest.fixture
 async def driver(settings: Settings, db: Database) -> AsyncIterator[StepRunner]:
-    """The API side: an engine that enqueues on Redis (ATOM_WORKFLOW_EXECUTOR=arq) and runs no steps itself."""
+    """The API side: an engine that defers steps to the job queue (ATOM_WORKFLOW_EXECUTOR=queue) and runs none."""
     engine = StepRunner(db=db, settings=settings)
     engine_started = await workflows_app.start(engine, scheduler=False)
     yield engine
     await workflows_app.stop(engine_started)
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(str(settings.redis_url))
-    try:
-        await client.delete(settings.workflow_queue_name)
-    finally:
-        await client.aclose()
+    async with db.session_scope() as s:  # the jobs a killed worker left behind
+        await s.execute(
+            text("DELETE FROM procrastinate_jobs WHERE queue_name = :q"), {"q": settings.workflow_queue_name}
+        )
 
 
 async def test_a_worker_killed_mid_step_loses_no_run_and_repeats_no_side_effect(
@@ -319,3 +339,84 @@ async def test_a_step_outliving_the_shutdown_grace_is_released_and_taken_over_at
     assert view.status == "succeeded"
     assert view.steps["long"].worker == "worker-taking-over" and view.steps["long"].attempt == 2
     assert [r["path"] for r in server.requests] == ["/slow", "/slow"]  # cut once, then run to the end
+
+
+async def test_a_retry_waits_in_the_queue_for_its_backoff_and_runs_once_due(
+    settings: Settings, db: Database, driver: StepRunner, spawn_worker: Callable[..., Worker]
+) -> None:
+    """A failed attempt's retry is a job deferred by its backoff: it runs once due, from that one job (the
+    scheduler's recovery, which would bump the step's dispatch count, is not what ran it)."""
+    long_lease = {"ATOM_WORKFLOW_JOB_TIMEOUT_S": "30", "ATOM_WORKFLOW_VISIBILITY_TIMEOUT_S": "60"}
+    backoff_s = 1.5
+    server = HttpServer()
+    arrived: list[float] = []
+    server.on_request = lambda entry: arrived.append(time.monotonic())
+    async with serve(server.app) as url:
+        await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="retrier")
+        workflow = await make_workflow(
+            db,
+            driver,
+            f"name: retried\nagent: retrier\nsteps:\n  - id: call\n    action: http_request\n"
+            f'    with: {{url: "{url}/flaky/call", query: {{fail: 1}}}}\n'
+            f"    retries: {{max: 2, backoff: {backoff_s}}}\n",
+        )
+        worker = spawn_worker("worker-retry", **long_lease)
+        await wait_ready(worker)
+        started = await start(driver, workflow)
+        assert started.run_id is not None
+        view = await wait_run(db, started.run_id, timeout=60)
+        async with db.session_scope() as s:
+            dispatches = await s.scalar(select(StepRun.dispatches).where(StepRun.run_id == started.run_id))
+
+    assert view.status == "succeeded" and view.steps["call"].attempt == 2
+    assert dispatches == 2  # the first dispatch and the deferred retry, nothing redispatched by recovery
+    assert [r["path"] for r in server.requests] == ["/flaky/call", "/flaky/call"]
+    assert arrived[1] - arrived[0] >= backoff_s  # deferred by its backoff, not run at once
+
+
+async def test_the_jobs_of_a_worker_whose_heartbeat_stopped_go_back_to_the_queue(
+    settings: Settings, db: Database, driver: StepRunner
+) -> None:
+    """A worker killed mid-job leaves it `doing`; a live worker puts it back once the heartbeat is stale."""
+    from atom.workflows.jobqueue import STALLED_AFTER_S, QueueConsumer, build_app
+
+    app = build_app(settings, pool_size=1)
+    async with app.open_async():
+        dead = await app.job_manager.register_worker()
+        await app.configure_task("atom.run_workflow_step", queue=settings.workflow_queue_name).defer_async(
+            step_run_id="held-by-the-dead"
+        )
+        job = await app.job_manager.fetch_job(queues=[settings.workflow_queue_name], worker_id=dead)
+        assert job is not None and job.status == "doing"
+
+    consumer = QueueConsumer(settings, concurrency=1, poll_interval_s=0.5, grace_s=1.0)
+    handled: list[str] = []
+
+    async def handle(step_run_id: str) -> None:
+        handled.append(step_run_id)
+
+    main = await consumer.start(handle)
+    try:
+        assert await consumer.sweep_stalled() == 0  # the holder's heartbeat is fresh: it may be alive
+        async with db.session_scope() as s:
+            await s.execute(
+                text(
+                    "UPDATE procrastinate_workers SET last_heartbeat = now() - make_interval(secs => :s) WHERE id = :w"
+                ),
+                {"s": STALLED_AFTER_S + 5, "w": dead},
+            )
+        assert await consumer.sweep_stalled() == 1
+        await wait_for(lambda: _is(handled, ["held-by-the-dead"]), 30, "the requeued job to be run")
+    finally:
+        consumer.stop_taking()
+        await asyncio.wait_for(main, 30)
+        await consumer.close()
+    async with db.session_scope() as s:
+        left = await s.scalar(
+            text("SELECT count(*) FROM procrastinate_jobs WHERE queue_name = :q"), {"q": settings.workflow_queue_name}
+        )
+    assert left == 0  # handled jobs are deleted: the outcome lives in the step's row
+
+
+async def _is(value: object, expected: object) -> bool:
+    return value == expected

@@ -61,7 +61,7 @@ COMMANDS: tuple[LazyCommand, ...] = (
     LazyCommand(
         "execute", "atom.cli.chat", "execute", "Run an agent once on a task; exit code 0 only if the run completed."
     ),
-    LazyCommand("worker", "atom.cli.worker", "worker", "Run workflow steps from the Redis queue (scale-out worker)."),
+    LazyCommand("worker", "atom.cli.worker", "worker", "Run workflow steps from the job queue (scale-out worker)."),
     LazyCommand("db", "atom.cli.db", "app", "Database schema migrations."),
     LazyCommand("users", "atom.cli.users", "app", "People and their roles (viewer < operator < approver < admin)."),
     LazyCommand("keys", "atom.cli.keys", "app", "API keys: shown once, stored hashed, revocable."),

@@ -1,4 +1,4 @@
-"""`atom-os worker`: run workflow steps from the Redis queue (scale-out; see docs/scale-out.md)."""
+"""`atom-os worker`: run workflow steps from the PostgreSQL job queue (scale-out; see docs/scale-out.md)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,12 @@ def worker(
         "(default: ATOM_WORKFLOW_SCHEDULER_ENABLED).",
     ),
     poll_interval: float = typer.Option(
-        0.05, "--poll-interval", min=0.005, max=10.0, help="Seconds between looks at the queue when it is idle."
+        0.5,
+        "--poll-interval",
+        min=0.05,
+        max=60.0,
+        help="Seconds between looks at an idle queue for steps whose retry delay has passed "
+        "(new steps wake the worker at once).",
     ),
     shutdown_grace: float = typer.Option(
         30.0,
@@ -42,7 +47,7 @@ def worker(
         "on this host take over at once the steps this process held when it died).",
     ),
 ) -> None:
-    """Run workflow steps from the Redis queue (ATOM_WORKFLOW_EXECUTOR=arq). SIGTERM stops gracefully."""
+    """Run workflow steps from the job queue (PostgreSQL, ATOM_WORKFLOW_EXECUTOR=queue). SIGTERM stops gracefully."""
     from atom.observability.logging import configure_logging
     from atom.workflows.worker import WorkerOptions, check_worker_settings, quiet_library_logs, run_worker
 

@@ -69,6 +69,11 @@ async def is_at_head(db: Database) -> bool:
     return await current_revisions(db) == head_revisions()
 
 
+def not_the_queue(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Procrastinate's tables (the workflow step queue, migration queue01) are not ORM models."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 async def schema_drift(db: Database) -> list[Any]:
     """Differences between the migrated database and the ORM models (empty when they agree)."""
     from atom.db.registry import load_models
@@ -76,7 +81,8 @@ async def schema_drift(db: Database) -> list[Any]:
     metadata = load_models()
 
     def run(conn: Connection) -> list[Any]:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False})
+        opts = {"compare_type": True, "compare_server_default": False, "include_name": not_the_queue}
+        ctx = MigrationContext.configure(conn, opts=opts)
         return list(compare_metadata(ctx, metadata))
 
     async with db.engine.connect() as conn:

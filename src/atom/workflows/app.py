@@ -2,8 +2,8 @@
 "workflow" executor. `atom-os serve` (the app lifespan) and `atom-os worker` both call `start`/`stop`.
 
 - embedded executor: the runner's worker pool and the scheduler run in `atom-os serve`;
-- arq executor: `atom-os serve` enqueues steps for `atom-os worker` processes, each of which starts an
-  engine of its own; the scheduler runs in every process (each cron fire happens once across them).
+- queue executor: `atom-os serve` defers steps to the job queue for `atom-os worker` processes, each
+  of which starts an engine of its own; the scheduler runs in every process (each cron fire happens once across them).
 """
 
 from __future__ import annotations

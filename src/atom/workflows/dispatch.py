@@ -1,9 +1,8 @@
-"""Handing queued steps to workers: an in-process async pool (default) or arq on Redis (scale-out).
+"""Handing queued steps to workers: an in-process async pool (default) or the PostgreSQL job queue
+read by `atom-os worker` processes (scale-out, `workflows/jobqueue.py`).
 
 Both are at-least-once: a step can be delivered more than once (a sweeper redispatch, a redelivery
 after a worker died), and the conditional claim in the database lets exactly one delivery run it.
-arq job ids are `wf:<step run id>:<dispatch number>`, so dispatching the same step twice for the
-same reason enqueues it once.
 """
 
 from __future__ import annotations
@@ -11,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from atom.config import Settings, WorkflowExecutorMode
 from atom.errors import ConfigurationError
@@ -21,7 +19,6 @@ from atom.workflows.machine import QueuedStep
 
 log = get_logger("atom.workflows.dispatch")
 StepHandler = Callable[[str], Awaitable[object]]
-ARQ_FUNCTION = "run_workflow_step"
 
 
 class Dispatcher(Protocol):
@@ -88,44 +85,23 @@ class EmbeddedPool:
                 self._queue.task_done()
 
 
-class ArqDispatcher:
-    """Enqueues on the arq queue that `atom-os worker` processes read."""
-
-    def __init__(self, redis_url: str, queue_name: str) -> None:
-        self.redis_url = redis_url
-        self.queue_name = queue_name
-        self._pool: Any = None
-
-    async def start(self) -> None:
-        from arq.connections import RedisSettings, create_pool
-
-        self._pool = await create_pool(RedisSettings.from_dsn(self.redis_url), default_queue_name=self.queue_name)
-
-    async def stop(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
-            self._pool = None
-
-    async def dispatch(self, jobs: Sequence[QueuedStep]) -> None:
-        if self._pool is None:
-            await self.start()
-        for job in jobs:
-            await self._pool.enqueue_job(
-                ARQ_FUNCTION,
-                job.step_run_id,
-                _job_id=f"wf:{job.step_run_id}:{job.dispatch}",
-                _defer_by=timedelta(seconds=job.delay_s) if job.delay_s > 0 else None,
-                _queue_name=self.queue_name,
-            )
-
-
 def build_dispatcher(settings: Settings, handler: StepHandler) -> Dispatcher:
-    if settings.workflow_executor is WorkflowExecutorMode.ARQ:
+    if settings.workflow_executor is WorkflowExecutorMode.QUEUE:
+        if settings.is_sqlite:
+            raise ConfigurationError(
+                "the queue workflow executor keeps its jobs in PostgreSQL, and the database is SQLite.",
+                setting="ATOM_WORKFLOW_EXECUTOR",
+                fix="set ATOM_DATABASE_URL=postgresql://USER@HOST:5432/atom, or ATOM_WORKFLOW_EXECUTOR=embedded "
+                "to run steps inside the server.",
+            )
         if not settings.redis_url:
             raise ConfigurationError(
-                "the arq workflow executor needs Redis.",
+                "the queue workflow executor needs Redis: it carries the events between the API and the workers "
+                "(a cancel reaches the worker running the step).",
                 setting="ATOM_REDIS_URL",
                 fix="set ATOM_REDIS_URL, or ATOM_WORKFLOW_EXECUTOR=embedded to run steps inside the server.",
             )
-        return ArqDispatcher(settings.redis_url, settings.workflow_queue_name)
+        from atom.workflows.jobqueue import QueueDispatcher
+
+        return QueueDispatcher(settings)
     return EmbeddedPool(handler, settings.workflow_concurrency)

@@ -267,7 +267,7 @@ class StepRunner:
         override_input: dict[str, Any] | None = None,
         holding: Callable[[str], None] | None = None,
     ) -> Outcome | None:
-        """Entry point for workers (pool and arq). Never raises for a step's own failure.
+        """Entry point for workers (pool and job queue). Never raises for a step's own failure.
 
         Returns the outcome of the step asked for. When that step's completion makes another step of a
         pool run ready, this worker claims it in the same transaction and runs it next (a chain costs

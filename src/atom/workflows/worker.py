@@ -1,15 +1,14 @@
-"""`atom-os worker`: a process that runs workflow steps from the arq queue on Redis (scale-out).
+"""`atom-os worker`: a process that runs workflow steps from the PostgreSQL job queue (scale-out).
 
-The API (`atom-os serve` with ATOM_WORKFLOW_EXECUTOR=arq) enqueues each ready step as an arq job whose
-only argument is the step run id; any worker picks it, and `StepRunner.run_step` claims it in the
-database with a conditional UPDATE, runs it and records the outcome. Every worker also runs the
-scheduler loop (cron fires, waits, approvals, recovery of stalled steps); its conditional updates make
-each of those happen once however many processes run it.
+The API (`atom-os serve` with ATOM_WORKFLOW_EXECUTOR=queue) defers each ready step as a Procrastinate
+job whose only argument is the step run id (`workflows/jobqueue.py`); any worker takes it, and
+`StepRunner.run_step` claims it in the database with a conditional UPDATE, runs it and records the
+outcome. Every worker also runs the scheduler loop (cron fires, waits, approvals, recovery of stalled
+steps); its conditional updates make each of those happen once however many processes run it.
 
 Delivery is at-least-once (docs/scale-out.md):
-- a job whose worker died is taken again by arq once its in-progress key expires, and, sooner, the
-  scheduler of any live process re-dispatches a step whose lease (ATOM_WORKFLOW_VISIBILITY_TIMEOUT_S)
-  has expired;
+- the scheduler of any live process re-dispatches a step whose lease (ATOM_WORKFLOW_VISIBILITY_TIMEOUT_S)
+  has expired, and the jobs a dead worker held go back to the queue once its heartbeat stops;
 - the claim lets exactly one delivery run a step at a time, the record is conditional on still
   owning the attempt, and a re-run sends the same idempotency key, so a side effect that completed
   is not repeated by the services that honour the key.
@@ -18,11 +17,11 @@ SIGTERM/SIGINT: stop taking jobs and stop the scheduler, let running steps finis
 shutdown grace, then cancel the rest and release their leases so another worker takes them over at
 once instead of after the visibility timeout.
 
-Refused configurations (`check_worker_settings`): no ATOM_REDIS_URL; ATOM_WORKFLOW_EXECUTOR not
-`arq`; SQLite (a worker is a separate process, usually on another machine; SQLite is the
-single-process embedded default: its file lock serializes every writer and does not work across
-machines or network file systems); a visibility timeout not longer than the job timeout (a step
-still running would be handed to a second worker).
+Refused configurations (`check_worker_settings`): no ATOM_REDIS_URL (the event bus between the
+processes); ATOM_WORKFLOW_EXECUTOR not `queue`; SQLite (a worker is a separate process, usually on
+another machine; SQLite is the single-process embedded default: its file lock serializes every writer
+and does not work across machines or network file systems); a visibility timeout not longer than the
+job timeout (a step still running would be handed to a second worker).
 """
 
 from __future__ import annotations
@@ -45,12 +44,12 @@ from atom.events.bus import build_bus, reset_bus, set_bus
 from atom.observability.logging import get_logger
 from atom.process import settle_heap
 from atom.workflows import app as workflows_app
-from atom.workflows.dispatch import ARQ_FUNCTION, ArqDispatcher
+from atom.workflows.jobqueue import QueueConsumer, QueueDispatcher
 from atom.workflows.models import StepRun, StepStatus
 from atom.workflows.runner import StepRunner
 
 log = get_logger("atom.workflows.worker")
-DEFAULT_POLL_INTERVAL_S = 0.05
+DEFAULT_POLL_INTERVAL_S = 0.5
 DEFAULT_SHUTDOWN_GRACE_S = 30.0
 STATS_EVERY_S = 60.0
 
@@ -68,17 +67,18 @@ def check_worker_settings(settings: Settings) -> None:
     """Refuse, with one clear line, a configuration a worker cannot run safely with."""
     if not settings.redis_url:
         raise ConfigurationError(
-            "atom-os worker takes workflow steps from a Redis queue, and no Redis is configured.",
+            "atom-os worker shares events with the API servers over Redis (a cancel reaches the worker running "
+            "the step, live pages see the workers' progress), and no Redis is configured.",
             setting="ATOM_REDIS_URL",
             fix="set ATOM_REDIS_URL=redis://HOST:6379/0 (the same on the API servers and every worker), "
             "or run without workers: the default ATOM_WORKFLOW_EXECUTOR=embedded runs steps inside atom-os serve.",
         )
-    if settings.workflow_executor is not WorkflowExecutorMode.ARQ:
+    if settings.workflow_executor is WorkflowExecutorMode.EMBEDDED:
         raise ConfigurationError(
-            "atom-os worker runs steps the API enqueues on Redis, but ATOM_WORKFLOW_EXECUTOR is "
+            "atom-os worker runs the steps the API puts in the job queue, but ATOM_WORKFLOW_EXECUTOR is "
             f"{settings.workflow_executor.value!r}, so the API runs them itself.",
             setting="ATOM_WORKFLOW_EXECUTOR",
-            fix="set ATOM_WORKFLOW_EXECUTOR=arq on the API servers and on every worker.",
+            fix="set ATOM_WORKFLOW_EXECUTOR=queue on the API servers and on every worker.",
         )
     if settings.is_sqlite:
         raise ConfigurationError(
@@ -114,14 +114,8 @@ async def check_redis(redis_url: str) -> None:
         await client.aclose()
 
 
-async def run_workflow_step(ctx: dict[str, Any], step_run_id: str) -> None:
-    """The arq job: run one step (the claim in the database decides whether this delivery runs it)."""
-    worker: WorkflowWorker = ctx["atom_worker"]
-    await worker.run(step_run_id)
-
-
 class WorkflowWorker:
-    """One worker process: an arq worker reading the workflow queue, a step runner, a scheduler."""
+    """One worker process: a queue consumer, a step runner, a scheduler."""
 
     def __init__(self, settings: Settings, options: WorkerOptions, *, db: Database | None = None) -> None:
         check_worker_settings(settings)
@@ -133,10 +127,10 @@ class WorkflowWorker:
         self.runner = StepRunner(
             db=self.db,
             settings=settings,
-            dispatcher=ArqDispatcher(settings.redis_url, settings.workflow_queue_name),
+            dispatcher=QueueDispatcher(settings),
             worker_id=options.worker_id,
         )
-        # Chains (a step going on with the run's next one) end when stopping, and before arq's job timeout.
+        # Chains (a step going on with the run's next one) end when stopping, and before the lease would run out.
         self.runner.may_continue = lambda: not self.stopping
         self.runner.chain_budget_s = settings.workflow_visibility_timeout_s
         self.stopping = False
@@ -144,7 +138,13 @@ class WorkflowWorker:
         self.deliveries_skipped = 0
         self.steps_released = 0
         self._stop = asyncio.Event()
-        self._arq: Any = None
+        self._running: set[asyncio.Task[Any]] = set()
+        self.consumer = QueueConsumer(
+            settings,
+            concurrency=options.concurrency,
+            poll_interval_s=options.poll_interval_s,
+            grace_s=options.shutdown_grace_s,
+        )
         self._started: workflows_app.Engine | None = None
 
     @property
@@ -153,12 +153,18 @@ class WorkflowWorker:
 
     async def run(self, step_run_id: str) -> None:
         held = [step_run_id]  # the step this job holds now: it may go on with the run's next steps
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
         try:
             outcome = await self.runner.run_step(step_run_id, holding=held.append)
         except asyncio.CancelledError:
             if self.stopping:
                 await asyncio.shield(self._release(held[-1]))
             raise
+        finally:
+            if task is not None:
+                self._running.discard(task)
         if outcome is None:
             self.deliveries_skipped += 1  # another delivery holds or finished the step, or it is not due yet
         else:
@@ -191,9 +197,6 @@ class WorkflowWorker:
 
     async def serve(self, *, install_signal_handlers: bool = True) -> None:
         """Run until SIGTERM/SIGINT (or `request_stop`), then shut down gracefully."""
-        from arq.connections import RedisSettings, create_pool
-        from arq.worker import Worker, func
-
         assert self.settings.redis_url is not None
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
@@ -202,27 +205,10 @@ class WorkflowWorker:
         bus = build_bus(self.settings)
         await bus.start()
         set_bus(bus)
-        pool = await create_pool(
-            RedisSettings.from_dsn(self.settings.redis_url), default_queue_name=self.settings.workflow_queue_name
-        )
         main: asyncio.Task[None] | None = None
         try:
             self._started = await workflows_app.start(self.runner, scheduler=self.options.scheduler)
-            lease = self.settings.workflow_visibility_timeout_s
-            self._arq = Worker(
-                functions=[func(run_workflow_step, name=ARQ_FUNCTION, max_tries=1000)],
-                queue_name=self.settings.workflow_queue_name,
-                redis_pool=pool,
-                handle_signals=False,
-                max_jobs=self.options.concurrency,
-                job_timeout=lease,  # past its lease another worker may run the step anyway
-                keep_result=0,  # the outcome lives in the database
-                poll_delay=self.options.poll_interval_s,
-                ctx={"atom_worker": self},
-                retry_jobs=True,
-                log_results=False,
-            )
-            main = asyncio.create_task(self._arq.main(), name="atom-arq-worker")
+            main = await self.consumer.start(self.run)
             settle_heap()
             log.info(
                 "workflow worker ready",
@@ -239,7 +225,7 @@ class WorkflowWorker:
                 await workflows_app.stop(self._started)
                 self._started = None
             with contextlib.suppress(Exception):
-                await pool.aclose()
+                await self.consumer.close()
             await bus.drain()
             await bus.stop()
             reset_bus()
@@ -254,6 +240,7 @@ class WorkflowWorker:
                 steps_run=self.steps_run,
                 deliveries_skipped=self.deliveries_skipped,
                 steps_released=self.steps_released,
+                jobs_requeued=self.consumer.jobs_requeued,
             )
 
     async def _until_stopped(self, main: asyncio.Task[None]) -> None:
@@ -265,8 +252,8 @@ class WorkflowWorker:
                 if stopped in done:
                     return
                 if main in done:
-                    main.result()  # the arq loop ended: surface why (Redis gone, ...)
-                    raise RuntimeError("the arq worker loop ended")
+                    main.result()  # the queue worker ended: surface why (the database gone, ...)
+                    raise RuntimeError("the queue worker loop ended")
                 if time.monotonic() - last_stats >= STATS_EVERY_S:
                     last_stats = time.monotonic()
                     log.info("workflow worker alive", worker=self.worker_id, steps_run=self.steps_run)
@@ -277,11 +264,10 @@ class WorkflowWorker:
         self.stopping = True
         if self._started is not None:  # no new cron fires or redispatches from this process
             await workflows_app.stop_scheduler(self._started)
-        arq = self._arq
-        if arq is None:
+        if main is None:
             return
-        arq.allow_pick_jobs = False
-        running = [t for t in arq.tasks.values() if not t.done()]
+        self.consumer.stop_taking()
+        running = [t for t in self._running if not t.done()]
         if running:
             log.info("waiting for running workflow steps", count=len(running), grace_s=self.options.shutdown_grace_s)
             _, pending = await asyncio.wait(running, timeout=self.options.shutdown_grace_s)
@@ -289,16 +275,16 @@ class WorkflowWorker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=10)
-        if main is not None:
-            main.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await main
+        await asyncio.wait({main}, timeout=10)  # the queue worker unregisters itself once its jobs are done
+        main.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await main
 
 
 def quiet_library_logs(settings: Settings) -> None:
-    """arq and httpx log one line per job / request; keep those for DEBUG, our structured lines otherwise."""
+    """Procrastinate and httpx log lines per job / request; keep those for DEBUG, our structured lines otherwise."""
     level = logging.DEBUG if settings.log_level.upper() == "DEBUG" else logging.WARNING
-    for name in ("arq", "httpx", "httpcore"):
+    for name in ("procrastinate", "psycopg", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(level)
 
 

@@ -8,6 +8,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 
 from atom.db.base import UTCDateTime
+from atom.db.migrate import not_the_queue
 from atom.db.registry import load_models
 
 target_metadata = load_models()
@@ -29,6 +30,7 @@ context.configure(
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
     render_item=render_item,
+    include_name=not_the_queue,
 )
 with context.begin_transaction():
     context.run_migrations()
