@@ -47,7 +47,8 @@ WEATHER = ToolSpec(
 class Pair:
     kind: str
     server: ScriptedLLMServer
-    provider: ChatProvider
+    provider: ChatProvider  # patient: a loaded machine must not turn a normal answer into a timeout
+    impatient: ChatProvider  # for the tests of timeouts
 
 
 @pytest.fixture(params=["openai", "anthropic"])
@@ -59,9 +60,11 @@ async def pair(request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
     else:
         server, key = AnthropicServer(api_key=ANTHROPIC_KEY), ANTHROPIC_KEY
     async with server:
-        provider = build_provider(kind=kind, name=f"{kind}-main", base_url=server.base_url, api_key=key, timeout=1.5)
-        yield Pair(kind, server, provider)
+        provider = build_provider(kind=kind, name=f"{kind}-main", base_url=server.base_url, api_key=key, timeout=30)
+        impatient = build_provider(kind=kind, name=f"{kind}-main", base_url=server.base_url, api_key=key, timeout=1.5)
+        yield Pair(kind, server, provider, impatient)
         await provider.aclose()
+        await impatient.aclose()
 
 
 def request(*messages: Message, tools: tuple[ToolSpec, ...] = ()) -> ChatRequest:
@@ -177,22 +180,20 @@ async def test_mid_stream_disconnect_keeps_partial_text(pair: Pair) -> None:
 
 async def test_slow_provider_times_out(pair: Pair) -> None:
     pair.server.queue(text_reply("late", delay_before=5.0))
-    error = await failure(pair.provider)
+    error = await failure(pair.impatient)
     assert isinstance(error, ProviderTimeout) and error.retryable
 
 
 async def test_provider_that_stalls_mid_stream_times_out_with_partial_text(pair: Pair) -> None:
     pair.server.queue(text_reply("Hello", " there", stall_after=2 if pair.kind == "openai" else 4, stall_for=5.0))
-    error = await failure(pair.provider)
+    error = await failure(pair.impatient)
     assert isinstance(error, ProviderTimeout)
     assert error.partial_text == "Hello"
 
 
 async def test_wrong_key_is_an_auth_error_naming_the_provider_not_the_key(pair: Pair) -> None:
     wrong = "sk-wrong-key-3e8a1b6f7c2d"
-    provider = build_provider(
-        kind=pair.kind, name="acme-llm", base_url=pair.server.base_url, api_key=wrong, timeout=1.5
-    )
+    provider = build_provider(kind=pair.kind, name="acme-llm", base_url=pair.server.base_url, api_key=wrong, timeout=30)
     try:
         error = await failure(provider)
     finally:
@@ -211,7 +212,7 @@ async def test_bad_tool_arguments_json_is_a_bad_response(pair: Pair) -> None:
 async def test_anthropic_error_event_mid_stream_is_unavailable(anthropic_server: AnthropicServer) -> None:
     anthropic_server.queue(text_reply("Part", midstream_error="overloaded_error"))
     provider = build_provider(
-        kind="anthropic", name="claude", base_url=anthropic_server.base_url, api_key=ANTHROPIC_KEY, timeout=1.5
+        kind="anthropic", name="claude", base_url=anthropic_server.base_url, api_key=ANTHROPIC_KEY, timeout=30
     )
     try:
         error = await failure(provider)
@@ -223,7 +224,7 @@ async def test_anthropic_error_event_mid_stream_is_unavailable(anthropic_server:
 async def test_openai_server_without_usage_gets_an_estimate(openai_server: OpenAIServer) -> None:
     openai_server.queue(text_reply("abcdefgh", usage=None))
     provider = build_provider(
-        kind="openai", name="local", base_url=openai_server.base_url, api_key=OPENAI_KEY, timeout=1.5
+        kind="openai", name="local", base_url=openai_server.base_url, api_key=OPENAI_KEY, timeout=30
     )
     try:
         events = await collect(provider)

@@ -6,6 +6,7 @@ with a reason; under `CI=true` it fails them, so nothing is silently skipped in 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from urllib.parse import urlsplit, urlunsplit
@@ -14,6 +15,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from atom.audit.models import GENESIS_HASH
 from atom.db.registry import load_models
@@ -91,7 +93,22 @@ async def redis_reachable(url: str) -> bool:
 
 
 async def reset_all_tables(db: Database) -> None:
-    """Empty every table (fresh state for the next test) and re-seed the audit chain head."""
+    """Empty every table (fresh state for the next test) and re-seed the audit chain head.
+
+    On PostgreSQL a task the last test left winding down (a socket's session check, a background job)
+    can still be writing: the TRUNCATE's table locks may then deadlock with it, and PostgreSQL aborts
+    the TRUNCATE, which is simply tried again."""
+    for attempt in range(5):
+        try:
+            await _reset(db)
+            return
+        except DBAPIError as exc:
+            if "deadlock" not in str(exc).lower() or attempt == 4:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+
+
+async def _reset(db: Database) -> None:
     tables = [t.name for t in reversed(load_models().sorted_tables)]
     async with db.engine.begin() as conn:
         if db.dialect == "postgresql":
