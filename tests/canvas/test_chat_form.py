@@ -64,6 +64,7 @@ async def test_the_submission_is_the_tool_result(
     assert body["tool_calls"][0]["status"] == "ok" and body["tool_calls"][0]["decision"] == "allow"
     result = json.loads(next(m for m in llm_server.requests[1].body["messages"] if m["role"] == "tool")["content"])
     assert result["status"] == "submitted" and result["values"] == {"ok": True}
+    assert result["submitted_by"] == f"user:{admin.id}" and result["submitted_by_name"] == admin.username
 
 
 async def test_a_refused_submission_reaches_the_waiting_tool_call(

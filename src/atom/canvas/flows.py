@@ -26,6 +26,7 @@ from atom.errors import AtomError, Conflict, Forbidden, InvalidInput
 from atom.events.bus import get_bus
 from atom.governance import service as governance
 from atom.governance.policy import GovernanceContext, TriggerKind
+from atom.security import service as security_service
 
 T = TypeVar("T")
 SUBMIT_ACTION = "canvas_submit"
@@ -141,6 +142,16 @@ def _outcome(canvas: Canvas) -> dict[str, Any] | None:
     return None
 
 
+async def _named(session: Any, outcome: dict[str, Any]) -> dict[str, Any]:
+    """A person's submission names them too (`submitted_by` stays `user:<id>`)."""
+    by = outcome.get("submitted_by") or ""
+    if by.startswith("user:"):
+        user_id = by.split(":", 1)[1]
+        names = await security_service.usernames_by_id(session=session, user_ids={user_id})
+        outcome["submitted_by_name"] = names.get(user_id)
+    return outcome
+
+
 def _refused(canvas_id: str, event: dict[str, Any]) -> dict[str, Any]:
     return {
         "status": "refused",
@@ -165,8 +176,8 @@ async def wait_for_submission(*, db: Database, canvas_id: str, timeout_s: float)
                 while True:
                     async with db.session_scope() as session:
                         found = _outcome(await canvas_service.get(session=session, canvas_id=canvas_id))
-                    if found is not None:
-                        return found
+                        if found is not None:
+                            return await _named(session, found)
                     event = await anext(iterator)
                     if event.get("event") == REFUSED_EVENT:
                         return _refused(canvas_id, event)

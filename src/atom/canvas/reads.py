@@ -16,6 +16,7 @@ from atom.canvas import service as canvas_service
 from atom.canvas import views
 from atom.canvas.models import Canvas, CanvasAudit, CanvasComponentVersion, CanvasKind, CanvasStatus
 from atom.pagination import paginate
+from atom.security import service as security_service
 from atom.security.principal import Principal
 
 HISTORY = 10
@@ -29,6 +30,17 @@ async def _names(session: AsyncSession, canvases: list[Canvas], extra: set[str])
     for canvas in canvases:
         ids.update(i for i in (canvas.owner_agent_id, canvas.turn_agent_id) if i)
     return await agents_reads.names_by_id(session=session, agent_ids=ids)
+
+
+def user_of(actor: str | None) -> str | None:
+    return actor.split(":", 1)[1] if actor and actor.startswith("user:") else None
+
+
+async def _people(session: AsyncSession, canvas: Canvas, history: list[CanvasAudit]) -> dict[str, str]:
+    """Usernames of the people who acted on the canvas (submitted, hold the lock, reviewed, edited)."""
+    actors = [canvas.submitted_by, canvas.lock_holder, *(r.get("by") for r in canvas.reviews[-20:])]
+    ids = {u for u in (user_of(a) for a in actors) if u} | {h.user_id for h in history if h.user_id}
+    return await security_service.usernames_by_id(session=session, user_ids=ids)
 
 
 async def dashboard_view(*, session: AsyncSession, canvas_id: str) -> dict[str, Any]:
@@ -50,7 +62,7 @@ async def dashboard_view(*, session: AsyncSession, canvas_id: str) -> dict[str, 
     if canvas.submitted_by and canvas.submitted_by.startswith("agent:"):
         actors.add(canvas.submitted_by.split(":", 1)[1])
     names = await _names(session, [canvas], actors)
-    return views.dashboard(canvas, members, history, names)
+    return views.dashboard(canvas, members, history, names, await _people(session, canvas, history))
 
 
 async def session_views(*, session: AsyncSession, session_id: str) -> list[dict[str, Any]]:
