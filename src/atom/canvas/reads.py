@@ -80,6 +80,16 @@ async def session_views(*, session: AsyncSession, session_id: str) -> list[dict[
     return [await dashboard_view(session=session, canvas_id=i) for i in ids]
 
 
+async def run_views(
+    *, session: AsyncSession, reader: Principal, execution_id: str | None = None, workflow_run_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The canvases opened in one agent run (execution) or one workflow run, newest first, each as its
+    whole live view; one in another person's chat session is left out."""
+    link = Canvas.execution_id == execution_id if execution_id is not None else Canvas.workflow_run_id == workflow_run_id
+    rows = (await session.scalars(select(Canvas).where(link).order_by(Canvas.id.desc()).limit(SESSION_CANVASES))).all()
+    return [await dashboard_view(session=session, canvas_id=c.id) for c in rows if canvas_service.may_read(reader, c)]
+
+
 async def recent(*, session: AsyncSession, limit: int) -> list[Canvas]:
     return list((await session.scalars(select(Canvas).order_by(Canvas.id.desc()).limit(limit))).all())
 
