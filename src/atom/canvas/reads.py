@@ -85,8 +85,12 @@ async def run_views(
 ) -> list[dict[str, Any]]:
     """The canvases opened in one agent run (execution) or one workflow run, newest first, each as its
     whole live view; one in another person's chat session is left out."""
-    link = Canvas.execution_id == execution_id if execution_id is not None else Canvas.workflow_run_id == workflow_run_id
-    rows = (await session.scalars(select(Canvas).where(link).order_by(Canvas.id.desc()).limit(SESSION_CANVASES))).all()
+    if execution_id is not None:
+        link = Canvas.execution_id == execution_id
+    else:
+        link = Canvas.workflow_run_id == workflow_run_id
+    stmt = select(Canvas).where(link).order_by(Canvas.id.desc()).limit(SESSION_CANVASES)
+    rows = (await session.scalars(stmt)).all()
     return [await dashboard_view(session=session, canvas_id=c.id) for c in rows if canvas_service.may_read(reader, c)]
 
 

@@ -37,7 +37,8 @@ async def canvas_actions(session: AsyncSession, episode_ids: list[str]) -> dict[
     executions: dict[str, set[str]] = {}
     runs: dict[str, set[str]] = {}
     for episode_id, kind, source_id in sources:
-        (executions if kind in EXECUTION_KINDS else runs).setdefault(episode_id, set()).add(source_id)
+        if source_id is not None:
+            (executions if kind in EXECUTION_KINDS else runs).setdefault(episode_id, set()).add(source_id)
     spans = [
         canvas_reads.WorkSpan(
             key=e.id,

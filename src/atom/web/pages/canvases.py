@@ -21,11 +21,11 @@ from atom.canvas import components as canvas_components
 from atom.canvas import reads as canvas_reads
 from atom.canvas import service as canvas_service
 from atom.chat import service as chat_service
-from atom.workflows import service as workflows_service
 from atom.deps import SessionDep
 from atom.web import live
 from atom.web.auth import PageRouter, ViewerPage
 from atom.web.ui import render
+from atom.workflows import service as workflows_service
 
 router = PageRouter()
 
@@ -74,7 +74,9 @@ async def session_canvas_events(
 
 
 @router.get("/live/workflow-runs/{run_id}/canvases")
-async def workflow_run_canvas_events(request: Request, run_id: IdPath, user: ViewerPage, session: SessionDep) -> Response:
+async def workflow_run_canvas_events(
+    request: Request, run_id: IdPath, user: ViewerPage, session: SessionDep
+) -> Response:
     """The canvases a workflow run's steps opened: one of the run page's views."""
     await workflows_service.get_run(session=session, run_id=run_id)  # unknown run -> 404 before streaming
 
