@@ -10,7 +10,7 @@
 - contextual: 0.3 * recency (90-day window) + 0.7 * cosine similarity, + 0.1 with canvas actions,
   + 0.2 for positive feedback, - 0.3 for negative. Canvas actions come from `Memory.canvas_hook` (the
   canvas domain's audit rows of the episode's executions, runs and time span), feedback from
-  `Memory.feedback_hook` (which answers nothing yet: that term is 0).
+  `Memory.feedback_hook` (the average score of the feedback on its agent runs and workflow steps).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from atom.config import EmbeddingProvider, Settings
 from atom.db.base import utcnow
 from atom.db.session import Database
 from atom.errors import ConfigurationError
-from atom.memory.context import canvas_actions
+from atom.memory.context import canvas_actions, feedback_scores
 from atom.memory.embedding import Embedder, LocalEmbedder, ProviderEmbedder
 from atom.memory.segmentation import Rules
 from atom.memory.vectors import VectorStore
@@ -26,14 +26,9 @@ from atom.memory.vectors import VectorStore
 Clock = Callable[[], datetime]
 # Hooks for the parts of an episode's context that other domains hold; each answers for episode ids.
 # Canvas: the episodes with canvas actions, each with its actions (`memory/context.py`, through the canvas
-# domain's reads). Feedback: answers nothing until the feedback domain is linked, so that term is 0.
+# domain's reads). Feedback: each episode's average feedback score, through the feedback service.
 CanvasHook = Callable[[AsyncSession, list[str]], Awaitable[Mapping[str, list[dict[str, Any]]]]]
 FeedbackHook = Callable[[AsyncSession, list[str]], Awaitable[dict[str, float]]]
-
-
-async def no_feedback(session: AsyncSession, episode_ids: list[str]) -> dict[str, float]:
-    """Feedback score per episode ((r - 3) / 2, thumbs +-1, averaged): none until the feedback domain exists."""
-    return {}
 
 
 @dataclass
@@ -43,7 +38,7 @@ class Memory:
     store: VectorStore
     clock: Clock = utcnow
     canvas_hook: CanvasHook = canvas_actions
-    feedback_hook: FeedbackHook = no_feedback
+    feedback_hook: FeedbackHook = feedback_scores
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
