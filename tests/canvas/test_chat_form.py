@@ -64,3 +64,35 @@ async def test_the_submission_is_the_tool_result(
     assert body["tool_calls"][0]["status"] == "ok" and body["tool_calls"][0]["decision"] == "allow"
     result = json.loads(next(m for m in llm_server.requests[1].body["messages"] if m["role"] == "tool")["content"])
     assert result["status"] == "submitted" and result["values"] == {"ok": True}
+    assert result["submitted_by"] == f"user:{admin.id}" and result["submitted_by_name"] == admin.username
+
+
+async def test_a_refused_submission_reaches_the_waiting_tool_call(
+    chat_app: Any, client: httpx.AsyncClient, llm_server: WatchedOpenAIServer, db: Database, settings: Settings,
+    admin: UserWithKey,
+) -> None:  # fmt: skip
+    """An INTERN may present a form (2) but not act on a person's submission (canvas_submit, 3): the
+    refusal is the tool's result at once, not a wait until the form's timeout (60 s here)."""
+    await agent_named(db, settings, MaturityLevel.INTERN, "trainee")
+    llm_server.queue(
+        tool_reply(ScriptedToolCall("present_form", [json.dumps(FORM)], id="call_form")),
+        text_reply("I may not act on that."),
+    )
+    async with get_bus().subscribe(canvas_service.TOPIC) as events:
+        run = asyncio.create_task(
+            client.post(
+                "/api/chat/execute", json={"agent": "trainee", "task": "ask me"}, headers=admin.headers, timeout=60
+            )
+        )
+        presented = await asyncio.wait_for(anext(aiter(events)), 30)
+    denied = await client.post(
+        f"/api/canvases/{presented['canvas_id']}/submit", json={"values": {"ok": True}}, headers=admin.headers
+    )
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "CANVAS_SUBMIT_DENIED"
+    body = (await asyncio.wait_for(run, 30)).json()
+    assert body["status"] == "completed" and body["output"] == "I may not act on that."
+    result = json.loads(next(m for m in llm_server.requests[1].body["messages"] if m["role"] == "tool")["content"])
+    assert result["status"] == "refused" and result["code"] == "CANVAS_SUBMIT_DENIED"
+    assert result["canvas_id"] == presented["canvas_id"] and "intern" in result["reason"].lower()
+    form = (await client.get(f"/api/canvases/{presented['canvas_id']}", headers=admin.headers)).json()
+    assert form["status"] == "open" and form["submission"] is None

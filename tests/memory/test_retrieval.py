@@ -89,8 +89,8 @@ async def test_semantic_is_hybrid_and_filtered_by_agent(settings: Settings, db: 
 async def test_contextual_weights(settings: Settings, db: Database, memory: Memory) -> None:
     agent_id, ids = await _fill(db, settings, memory)
 
-    async def canvas(session: object, episode_ids: list[str]) -> set[str]:
-        return {ids["Globex"]}
+    async def canvas(session: object, episode_ids: list[str]) -> dict[str, list[dict[str, object]]]:
+        return {ids["Globex"]: [{"action": "present"}]}
 
     async def feedback(session: object, episode_ids: list[str]) -> dict[str, float]:
         return {ids["Globex"]: 1.0, ids["Invoice"]: -0.5}
@@ -99,7 +99,7 @@ async def test_contextual_weights(settings: Settings, db: Database, memory: Memo
         plain = await retrieval.contextual(
             session=s, memory=memory, agent_id=agent_id, query="refund Globex", limit=4, actor="u", reason="t"
         )
-        memory.canvas_hook, memory.feedback_hook = canvas, feedback  # type: ignore[assignment]
+        memory.canvas_hook, memory.feedback_hook = canvas, feedback
         hooked = await retrieval.contextual(
             session=s, memory=memory, agent_id=agent_id, query="refund Globex", limit=4, actor="u", reason="t"
         )

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from atom.canvas import flows as canvas_flows
 from atom.canvas import service as canvas_service
 from atom.canvas.coordination import Editor
 from atom.canvas.models import CanvasKind
@@ -94,3 +95,38 @@ async def test_chat_canvases_follow_the_chat(
             assert (await client.get(f"/live/chat/{chat.id}/canvases")).status_code == 404
             assert (await client.get(f"/canvases/{canvas.id}")).status_code == 404
             assert "Notes" not in (await client.get("/canvases")).text
+
+
+async def test_a_person_is_shown_by_name(app: FastAPI, db: Database, settings: Settings, web_user: MakeWebUser) -> None:
+    """The form's submitter and a person's edit of a chart are shown by username, not by user id."""
+    person = await web_user(Role.OPERATOR, username="maria.lopez")
+    agent = await make_agent(db, settings, MaturityLevel.SUPERVISED, name="analyst")
+    async with db.session_scope() as s:
+        form = await canvas_service.create(
+            session=s, kind=CanvasKind.FORM, title="Approve?", editor=Editor(agent_id=agent.id),
+            content={"schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}}},
+        )  # fmt: skip
+        chart = await canvas_service.create(
+            session=s, kind=CanvasKind.CHART, title="Sales", editor=Editor(agent_id=agent.id),
+            content={"chart_type": "bar", "labels": ["May"], "series": [{"name": "s", "values": [1]}]},
+        )  # fmt: skip
+        await canvas_service.update(
+            session=s, canvas_id=chart.id, editor=Editor(user_id=person.id), op="merge",
+            data={"labels": ["June"]}, expected_version=1,
+        )  # fmt: skip
+    await canvas_flows.submit_form(
+        db=db, settings=settings, canvas_id=form.id, values={"ok": True}, submitter=Editor(user_id=person.id)
+    )
+    async with serving(app) as address, httpx.AsyncClient(base_url=f"http://{address}", timeout=30) as client:
+        await sign_in(client, person)
+        views = []
+        for canvas_id in (form.id, chart.id):
+            async with client.stream("GET", f"/live/canvases/{canvas_id}") as response:
+                views.append((await asyncio.wait_for(anext(_updates(response)), timeout=20))["canvases"][0])
+    shown_form, shown_chart = views
+    assert shown_form["status"] == "submitted" and shown_form["submitted_by"] == "maria.lopez (person)"
+    assert shown_form["history"][0]["by"] == "maria.lopez (person)"
+    assert shown_chart["history"][0] | {"at": ""} == {
+        "action": "update", "by": "maria.lopez (person)", "version": 2, "outcome": "ok", "at": "",
+    }  # fmt: skip
+    assert person.id not in json.dumps(views)

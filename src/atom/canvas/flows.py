@@ -26,9 +26,11 @@ from atom.errors import AtomError, Conflict, Forbidden, InvalidInput
 from atom.events.bus import get_bus
 from atom.governance import service as governance
 from atom.governance.policy import GovernanceContext, TriggerKind
+from atom.security import service as security_service
 
 T = TypeVar("T")
 SUBMIT_ACTION = "canvas_submit"
+REFUSED_EVENT = "submit_refused"  # on the canvas's topic: wakes the tool call waiting for the form
 
 
 async def record_refusal(db: Database, canvas_id: str, action: str, editor: Editor, error: AtomError) -> None:
@@ -89,6 +91,17 @@ async def submit_form(*, db: Database, settings: Settings, canvas_id: str, value
                 details={"reason_code": decision.reason_code, "action": SUBMIT_ACTION},
             )
             await record_refusal(db, canvas_id, "submit", submitter, error)
+            await get_bus().publish(
+                canvas_service.topic_of(canvas_id),
+                {
+                    "canvas_id": canvas_id,
+                    "event": REFUSED_EVENT,
+                    "status": CanvasStatus.OPEN.value,
+                    "code": error.code,
+                    "reason": decision.reason,
+                    "reason_code": decision.reason_code,
+                },
+            )
             raise error
 
     async def accept(session: Any) -> Canvas:
@@ -129,10 +142,33 @@ def _outcome(canvas: Canvas) -> dict[str, Any] | None:
     return None
 
 
+async def _named(session: Any, outcome: dict[str, Any]) -> dict[str, Any]:
+    """A person's submission names them too (`submitted_by` stays `user:<id>`)."""
+    by = outcome.get("submitted_by") or ""
+    if by.startswith("user:"):
+        user_id = by.split(":", 1)[1]
+        names = await security_service.usernames_by_id(session=session, user_ids={user_id})
+        outcome["submitted_by_name"] = names.get(user_id)
+    return outcome
+
+
+def _refused(canvas_id: str, event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": "refused",
+        "canvas_id": canvas_id,
+        "code": event.get("code"),
+        "reason": event.get("reason"),
+        "reason_code": event.get("reason_code"),
+        "message": f"The person's submission was refused by governance ({SUBMIT_ACTION}): {event.get('reason')}. "
+        "The form stays open.",
+    }
+
+
 async def wait_for_submission(*, db: Database, canvas_id: str, timeout_s: float) -> dict[str, Any]:
-    """The form's submission, or `closed`, or `timeout` after `timeout_s`. Listens on the bus (so a
-    submission in another process wakes it too) and reads the row on each event: nothing is missed
-    between presenting and listening because the row is read after the subscription starts."""
+    """The form's submission, or `closed`, or `refused` (governance denied the agent acting on a person's
+    submission), or `timeout` after `timeout_s`. Listens on the bus (so a submission in another process
+    wakes it too) and reads the row on each event: nothing is missed between presenting and listening
+    because the row is read after the subscription starts."""
     async with get_bus().subscribe(canvas_service.topic_of(canvas_id)) as events:
         iterator = aiter(events)
         with contextlib.suppress(TimeoutError):
@@ -140,9 +176,11 @@ async def wait_for_submission(*, db: Database, canvas_id: str, timeout_s: float)
                 while True:
                     async with db.session_scope() as session:
                         found = _outcome(await canvas_service.get(session=session, canvas_id=canvas_id))
-                    if found is not None:
-                        return found
-                    await anext(iterator)
+                        if found is not None:
+                            return await _named(session, found)
+                    event = await anext(iterator)
+                    if event.get("event") == REFUSED_EVENT:
+                        return _refused(canvas_id, event)
     return {
         "status": "timeout",
         "canvas_id": canvas_id,

@@ -54,7 +54,14 @@ def session_topic(session_id: str) -> str:
 
 
 def announce(session: AsyncSession, canvas: Canvas, event: str) -> None:
-    payload = {"canvas_id": canvas.id, "version": canvas.version, "event": event, "status": canvas.status}
+    payload = {
+        "canvas_id": canvas.id,
+        "version": canvas.version,
+        "event": event,
+        "status": canvas.status,
+        "execution_id": canvas.execution_id,
+        "workflow_run_id": canvas.workflow_run_id,
+    }
     topics = [topic_of(canvas.id), TOPIC]
     if canvas.session_id:
         topics.append(session_topic(canvas.session_id))

@@ -89,9 +89,15 @@ def rendered(canvas: Canvas) -> dict[str, Any]:
 
 
 def dashboard(
-    canvas: Canvas, members: list[CanvasParticipant], history: list[CanvasAudit], names: dict[str, str]
+    canvas: Canvas,
+    members: list[CanvasParticipant],
+    history: list[CanvasAudit],
+    names: dict[str, str],
+    people: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The whole state the canvas page and the chat panel show; sent again whole on every change."""
+    """The whole state the canvas page and the chat panel show; sent again whole on every change. `names`
+    are agents' names by id, `people` usernames by user id: whoever acted is shown by name."""
+    people = people or {}
     kind = CanvasKind(canvas.kind)
     content = canvas.content
     if kind is CanvasKind.CHART:  # the browser draws the geometry; the raw series are not needed twice
@@ -105,7 +111,9 @@ def dashboard(
         if not actor:
             return ""
         kind_, _, ident = actor.partition(":")
-        return f"{names.get(ident, ident)}" + (" (person)" if kind_ == "user" else "")
+        if kind_ == "user":
+            return f"{people.get(ident, ident)} (person)"
+        return names.get(ident, ident)
 
     return {
         "id": canvas.id,

@@ -173,3 +173,11 @@ async def execution_statuses(*, session: AsyncSession, execution_ids: list[str])
         return {}
     stmt = select(AgentExecution.id, AgentExecution.status).where(AgentExecution.id.in_(execution_ids))
     return {row.id: row.status for row in (await session.execute(stmt)).all()}
+
+
+async def messages_of_executions(*, session: AsyncSession, execution_ids: list[str]) -> dict[str, str]:
+    """The messages of these executions: message id -> execution id."""
+    if not execution_ids:
+        return {}
+    stmt = select(ChatMessage.id, ChatMessage.execution_id).where(ChatMessage.execution_id.in_(execution_ids))
+    return {row.id: str(row.execution_id) for row in (await session.execute(stmt)).all()}

@@ -77,6 +77,12 @@ def show(episode_id: str, reason: str = typer.Option("shown in the CLI", help="K
                 f"  {seg.occurred_at.isoformat(timespec='seconds')} {seg.kind:<13} {seg.role:<9} {seg.content}",
                 highlight=False,
             )
+        for act in found.canvas:
+            console.print(
+                f"  {act['at'][:19]} canvas        {act['actor']:<9} {act['action']} {act['kind']} "
+                f"{act['title'] or act['canvas_id']} ({act['outcome']})",
+                highlight=False,
+            )
 
     run(body)
 

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.agents import service as agents_service
@@ -284,3 +284,40 @@ async def feedback_for_executions(*, session: AsyncSession, execution_ids: list[
         Feedback.target_type == TargetType.EXECUTION.value, Feedback.target_id.in_(execution_ids)
     )
     return list((await session.scalars(stmt)).all())
+
+
+def score_of(row: Feedback) -> float | None:
+    """RULES.md's feedback score: thumbs +1 / -1, a rating r -> (r - 3) / 2; corrections and comments none."""
+    if row.kind == FeedbackKind.THUMBS.value and row.thumbs is not None:
+        return float(row.thumbs)
+    if row.kind == FeedbackKind.RATING.value and row.rating is not None:
+        return (row.rating - 3) / 2
+    return None
+
+
+async def scores_for(*, session: AsyncSession, execution_ids: list[str], step_ids: list[str]) -> dict[str, list[float]]:
+    """The feedback scores given to these agent runs (on the run itself or one of its messages) and these
+    workflow steps, by execution or step id; a target without a scored feedback is left out."""
+    messages = await chat_service.messages_of_executions(session=session, execution_ids=execution_ids)
+    targets = [
+        (TargetType.EXECUTION, execution_ids),
+        (TargetType.MESSAGE, list(messages)),
+        (TargetType.WORKFLOW_STEP, step_ids),
+    ]
+    conditions = [and_(Feedback.target_type == kind.value, Feedback.target_id.in_(ids)) for kind, ids in targets if ids]
+    if not conditions:
+        return {}
+    stmt = select(Feedback).where(
+        Feedback.kind.in_((FeedbackKind.THUMBS.value, FeedbackKind.RATING.value)), or_(*conditions)
+    )
+    scores: dict[str, list[float]] = {}
+    for row in (await session.scalars(stmt)).all():
+        score = score_of(row)
+        if score is not None:
+            target = (
+                messages.get(row.target_id, row.target_id)
+                if row.target_type == TargetType.MESSAGE.value
+                else row.target_id
+            )
+            scores.setdefault(target, []).append(score)
+    return scores

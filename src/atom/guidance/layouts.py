@@ -1,8 +1,11 @@
 """How each person arranges a run page's views, remembered on the server (one row per person and page).
 
-Views on a run page: its progress with what to do about errors, its timeline (the steps, with their
-terminal output: logs, input, output). `side_by_side` puts them in two columns on a wide screen,
-`stacked` one above the other; a phone always stacks them.
+Views on a run page (a workflow run, an agent run): its progress with what to do about errors, its
+timeline (the steps, with their terminal output: logs, input, output), and the canvases the run opened
+(live). `stacked` puts them one above the other; `side_by_side` puts progress and timeline in two columns
+on a wide screen with the canvases across the width below; `canvas_beside` keeps progress and timeline
+in the left column and the canvases in the right one, to watch what the agent shows while it works. A
+phone always stacks them.
 """
 
 from __future__ import annotations

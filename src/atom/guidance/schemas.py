@@ -153,7 +153,7 @@ class AnswerCreate(BaseModel):
     note: str | None = Field(default=None, max_length=MAX_NOTE)
 
 
-LayoutName = Literal["side_by_side", "stacked"]
+LayoutName = Literal["side_by_side", "stacked", "canvas_beside"]
 ViewName = Literal["workflow_run", "agent_run"]
 
 

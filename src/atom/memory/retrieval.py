@@ -6,10 +6,11 @@
   time window first, fused by reciprocal rank fusion (sum of 1 / (60 + rank)); the fused score is
   multiplied by the episode's decay. A query that names an id (`INV-40213`) weighs the text ranking 3x, and
   an episode containing that exact id gets +1 (it comes first).
-- sequential: one whole episode with its segments, canvas and feedback context.
+- sequential: one whole episode with its segments, its canvas actions and its feedback context.
 - contextual: 0.3 * recency (90-day window) + 0.7 * cosine similarity, + 0.1 with canvas actions,
-  + 0.2 for positive feedback, - 0.3 for negative. Canvas and feedback come from `Memory.canvas_hook`
-  and `Memory.feedback_hook`, which answer nothing until those domains exist (the terms are 0 today).
+  + 0.2 for positive feedback, - 0.3 for negative. Canvas actions come from `Memory.canvas_hook` (the
+  canvas domain's audit rows of the episode's executions, runs and time span), feedback from
+  `Memory.feedback_hook` (the average score of the feedback on its agent runs and workflow steps).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Recall:
     score: float
     why: dict[str, float] = field(default_factory=dict)
     segments: list[EpisodeSegment] = field(default_factory=list)
+    canvas: list[dict[str, Any]] = field(default_factory=list)  # its canvas actions (sequential)
 
 
 def age_days(now: datetime, then: datetime) -> float:
@@ -221,8 +223,9 @@ async def contextual(
     for key, episode in episodes.items():
         t = recency(now, episode.ended_at, CONTEXT_WINDOW_DAYS)
         s = similarity.get(key, 0.0)
-        score = contextual_score(temporal=t, semantic=s, canvas=key in canvas, feedback=feedback.get(key))
-        why = {"temporal": t, "semantic": s, "canvas": float(key in canvas), "feedback": feedback.get(key, 0.0)}
+        acted = bool(canvas.get(key))
+        score = contextual_score(temporal=t, semantic=s, canvas=acted, feedback=feedback.get(key))
+        why = {"temporal": t, "semantic": s, "canvas": float(acted), "feedback": feedback.get(key, 0.0)}
         found.append(Recall(episode, score, why))
     found.sort(key=lambda r: (-r.score, r.episode.id))
     found = found[:limit]
@@ -241,10 +244,10 @@ async def sequential(
 ) -> Recall:
     episode = await service.get_episode(session=session, episode_id=episode_id, reader=reader)
     parts = await service.segments(session=session, episode_id=episode.id)
-    canvas = await memory.canvas_hook(session, [episode.id])
+    actions = list((await memory.canvas_hook(session, [episode.id])).get(episode.id, []))
     feedback = await memory.feedback_hook(session, [episode.id])
-    why = {"canvas": float(episode.id in canvas), "feedback": feedback.get(episode.id, 0.0)}
-    found = Recall(episode, 1.0, why, parts)
+    why = {"canvas": float(bool(actions)), "feedback": feedback.get(episode.id, 0.0)}
+    found = Recall(episode, 1.0, why, parts, actions)
     await _log(session, actor, episode.agent_id, "sequential", episode_id, reason, [found])
     return found
 

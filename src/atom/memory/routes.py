@@ -25,6 +25,7 @@ from atom.memory.app import jobs_of, memory_of
 from atom.memory.models import EpisodeStatus
 from atom.memory.schemas import (
     AccessLogRead,
+    CanvasActionRead,
     EpisodeDetail,
     EpisodeRead,
     ForgetIn,
@@ -97,6 +98,7 @@ async def show_episode(
         episode=EpisodeRead.model_validate(found.episode),
         segments=[SegmentRead.model_validate(s) for s in found.segments],
         context=found.why,
+        canvas_actions=[CanvasActionRead.model_validate(a) for a in found.canvas],
     )
 
 

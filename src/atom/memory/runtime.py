@@ -1,4 +1,4 @@
-"""The memory runtime of one process: the embedder, the vector store, the clock, the hooks.
+"""The memory runtime of one process: the embedder, the vector store, the clock, the context hooks.
 
 Built by `build(settings)` at start-up (never at import); `create_app` keeps it on `app.state.memory`,
 the CLI builds its own. Tests pass a controllable `clock`.
@@ -7,9 +7,10 @@ the CLI builds its own. Tests pass a controllable `clock`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,25 +18,17 @@ from atom.config import EmbeddingProvider, Settings
 from atom.db.base import utcnow
 from atom.db.session import Database
 from atom.errors import ConfigurationError
+from atom.memory.context import canvas_actions, feedback_scores
 from atom.memory.embedding import Embedder, LocalEmbedder, ProviderEmbedder
 from atom.memory.segmentation import Rules
 from atom.memory.vectors import VectorStore
 
 Clock = Callable[[], datetime]
-# Hooks for the parts of contextual scoring whose domains do not exist yet (canvas, feedback).
-# Each answers for episode ids; the defaults answer nothing, so the terms are 0 today.
-CanvasHook = Callable[[AsyncSession, list[str]], Awaitable[set[str]]]
+# Hooks for the parts of an episode's context that other domains hold; each answers for episode ids.
+# Canvas: the episodes with canvas actions, each with its actions (`memory/context.py`, through the canvas
+# domain's reads). Feedback: each episode's average feedback score, through the feedback service.
+CanvasHook = Callable[[AsyncSession, list[str]], Awaitable[Mapping[str, list[dict[str, Any]]]]]
 FeedbackHook = Callable[[AsyncSession, list[str]], Awaitable[dict[str, float]]]
-
-
-async def no_canvas(session: AsyncSession, episode_ids: list[str]) -> set[str]:
-    """Episodes with canvas actions: none until the canvas domain records them."""
-    return set()
-
-
-async def no_feedback(session: AsyncSession, episode_ids: list[str]) -> dict[str, float]:
-    """Feedback score per episode ((r - 3) / 2, thumbs +-1, averaged): none until the feedback domain exists."""
-    return {}
 
 
 @dataclass
@@ -44,8 +37,8 @@ class Memory:
     embedder: Embedder
     store: VectorStore
     clock: Clock = utcnow
-    canvas_hook: CanvasHook = no_canvas
-    feedback_hook: FeedbackHook = no_feedback
+    canvas_hook: CanvasHook = canvas_actions
+    feedback_hook: FeedbackHook = feedback_scores
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property

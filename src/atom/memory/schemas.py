@@ -38,10 +38,26 @@ class SegmentRead(BaseModel):
     seq: int
 
 
+class CanvasActionRead(BaseModel):
+    canvas_id: str
+    kind: str
+    title: str
+    action: str = Field(description="present, update, lock, unlock, review, close, submit, mode, participant.")
+    actor: str = Field(description="agent:<id> or user:<id>.")
+    outcome: str = Field(description="ok or refused.")
+    version: int
+    at: datetime
+
+
 class EpisodeDetail(BaseModel):
     episode: EpisodeRead
     segments: list[SegmentRead]
-    context: dict[str, float] = Field(description="Canvas and feedback context (0 until those domains exist).")
+    context: dict[str, float] = Field(
+        description="canvas: 1 when the episode had canvas actions; feedback: its average feedback score (0 when nobody rated it)."
+    )
+    canvas_actions: list[CanvasActionRead] = Field(
+        default_factory=list, description="The canvas actions of the episode's executions, runs and time span."
+    )
 
 
 class SearchMode(StrEnum):

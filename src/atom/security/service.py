@@ -55,6 +55,14 @@ async def get_user_by_name(*, session: AsyncSession, username: str) -> User:
     return user
 
 
+async def usernames_by_id(*, session: AsyncSession, user_ids: set[str]) -> dict[str, str]:
+    """The username of each user id found (a person shown by name, not by id)."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(select(User.id, User.username).where(User.id.in_(user_ids)))
+    return {user_id: username for user_id, username in rows.all()}
+
+
 async def list_users(*, session: AsyncSession, limit: int, cursor: str | None) -> tuple[list[User], str | None]:
     return await paginate(session, select(User), id_column=User.id, limit=limit, cursor=cursor)
 

@@ -1,5 +1,6 @@
-"""Canvases in Chromium: an agent (the local test LLM server) presents a chart and a form in a chat; the
-person submits an invalid then a valid value and the agent continues with it; a malicious custom
+"""Canvases in Chromium: an agent (the local test LLM server) presents a chart, a sheet with formulas (the
+page shows the computed values) and a form in a chat; the person submits an invalid then a valid value
+and the agent continues with it (the form then names the person); a malicious custom
 component cannot reach the parent page, its cookies, the API, the network or the top window; two agents
 edit one canvas in locked mode and the page follows live, each edit attributed."""
 
@@ -29,6 +30,18 @@ CHART = {
     "labels": ["Mon", "Tue", "Wed", "Thu"],
     "series": [{"name": "inbound", "values": [12, 18, 9, 14]}, {"name": "outbound", "values": [5, 7, 11, 6]}],
 }
+SHEET = {
+    "title": "Calls by day",
+    "kind": "sheet",
+    "content": {
+        "columns": ["Day", "Inbound", "Outbound", "Total"],
+        "rows": [
+            ["Mon", 12, 5, "=B1+C1"],
+            ["Tue", 18, 7, "=B2+C2"],
+            ["Both", "=SUM(B1:B2)", "=SUM(C1:C2)", "=IF(D1+D2=B3+C3, D1+D2, -1)"],
+        ],
+    },
+}
 FORM = {
     "title": "Your details",
     "schema": {
@@ -49,6 +62,7 @@ async def test_an_agent_presents_a_chart_and_a_form_and_continues_with_the_answe
     await agent_named(db, settings, MaturityLevel.SUPERVISED, "analyst")
     llm_server.queue(
         tool_reply(ScriptedToolCall("present_chart", [json.dumps(CHART)], id="call_chart")),
+        tool_reply(ScriptedToolCall("present_canvas", [json.dumps(SHEET)], id="call_sheet")),
         tool_reply(ScriptedToolCall("present_form", [json.dumps(FORM)], id="call_form")),
         text_reply("Thanks: age 30, team support."),
     )
@@ -65,6 +79,17 @@ async def test_an_agent_presents_a_chart_and_a_form_and_continues_with_the_answe
     await chart.wait_for(timeout=30000)
     assert await chart.locator("g.bars.s0 rect").count() == 4 and await chart.locator("g.bars.s1 rect").count() == 4
     assert await page.locator(".canvas-chart .legend li").all_text_contents() == ["inbound", "outbound"]
+    sheet = page.locator("table.sheet")
+    await sheet.wait_for(timeout=30000)
+    assert await sheet.locator("thead th").all_text_contents() == ["", "Day", "Inbound", "Outbound", "Total"]
+    cells = [await row.locator("td").all_text_contents() for row in await sheet.locator("tbody tr").all()]
+    assert cells == [["Mon", "12", "5", "17"], ["Tue", "18", "7", "25"], ["Both", "30", "12", "42"]]
+    assert await sheet.locator("td.formula").count() == 5
+    assert (
+        await sheet.locator("tbody tr").nth(2).locator("td").nth(3).get_attribute("title")
+        == SHEET["content"]["rows"][2][3]
+    )
+    await shot(page, "canvas-chat-sheet")
     age = page.get_by_label("Age (required)")
     await age.wait_for(timeout=30000)
     assert await page.locator('.msg-assistant[data-state="streaming"]').count() == 1  # the agent waits
@@ -83,9 +108,11 @@ async def test_an_agent_presents_a_chart_and_a_form_and_continues_with_the_answe
     await page.get_by_role("button", name="Send to the agent").click()
     await page.locator('.msg-assistant[data-state="completed"]').wait_for(timeout=30000)
     assert "age 30, team support" in (await page.locator(".msg-assistant .text").last.text_content() or "")
-    await page.locator(".canvas-form .submitted").wait_for(timeout=15000)
+    submitted = page.locator(".canvas-form .submitted")
+    await submitted.wait_for(timeout=15000)
+    assert f"Submitted by {view.user.username} (person)." in (await submitted.text_content() or "")
     # The model received the person's answer as present_form's result.
-    results = [m for m in llm_server.requests[2].body["messages"] if m["role"] == "tool"]
+    results = [m for m in llm_server.requests[3].body["messages"] if m["role"] == "tool"]
     form_result = json.loads(results[-1]["content"])
     assert form_result["status"] == "submitted" and form_result["values"] == {"age": 30, "team": "support"}
     assert any("show me the week" in t for t in iter_texts(llm_server.requests))

@@ -108,6 +108,21 @@ async def test_a_runs_progress_advances_live_while_a_person_grants_its_permissio
     await page.locator(".views.layout-side_by_side").wait_for()
     await check_a11y(page)
     await shot(page, "guidance-agent-run")
+    # The run's canvases are a view too (live; this run presented none): beside progress and steps.
+    empty = page.locator(".view-canvas .canvases p.hint")
+    await empty.wait_for()
+    assert await empty.text_content() == "This run has not presented anything yet."
+    await page.get_by_label("Canvases beside").check()
+    await page.get_by_role("button", name="Save layout").click()
+    await page.locator(".views.layout-canvas_beside").wait_for()
+    progress_box = await page.locator(".view-progress").bounding_box()
+    steps_box = await page.locator(".view-timeline").bounding_box()
+    canvas_box = await page.locator(".view-canvas").bounding_box()
+    assert progress_box and steps_box and canvas_box
+    assert canvas_box["x"] > progress_box["x"] + progress_box["width"] - 1 and steps_box["x"] == progress_box["x"]
+    assert canvas_box["y"] == progress_box["y"] and steps_box["y"] > progress_box["y"]
+    await check_a11y(page)
+    await shot(page, "guidance-agent-run-canvas-beside")
     assert csp_violations(view.console) == []
 
 

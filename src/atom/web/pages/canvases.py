@@ -2,7 +2,8 @@
 (the panel on the chat page), and the sandboxed frame of a custom component.
 
 The pages render an empty shell; `static/js/canvas.js` draws each canvas from its live view
-(`/live/canvases/{id}`, `/live/chat/{session_id}/canvases`: the whole state, sent again on every change)
+(`/live/canvases/{id}`, `/live/chat/{session_id}/canvases`, `/live/workflow-runs/{run_id}/canvases`,
+`/live/agent-runs/{execution_id}/canvases`: the whole state, sent again on every change)
 with DOM APIs and textContent only. A custom component is shown only inside
 `<iframe sandbox="allow-scripts" src="/canvases/{id}/frame">`, whose response carries its own CSP
 (components.frame_policy): an opaque origin, no network, no parent, scripts only by their approved hash.
@@ -24,6 +25,7 @@ from atom.deps import SessionDep
 from atom.web import live
 from atom.web.auth import PageRouter, ViewerPage
 from atom.web.ui import render
+from atom.workflows import service as workflows_service
 
 router = PageRouter()
 
@@ -69,6 +71,43 @@ async def session_canvas_events(
         return {"canvases": await canvas_reads.session_views(session=s, session_id=session_id)}
 
     return live.watch(request, f"chat-canvases:{session_id}", (canvas_service.session_topic(session_id),), compute)
+
+
+@router.get("/live/workflow-runs/{run_id}/canvases")
+async def workflow_run_canvas_events(
+    request: Request, run_id: IdPath, user: ViewerPage, session: SessionDep
+) -> Response:
+    """The canvases a workflow run's steps opened: one of the run page's views."""
+    await workflows_service.get_run(session=session, run_id=run_id)  # unknown run -> 404 before streaming
+
+    async def compute(s: AsyncSession) -> dict[str, Any]:
+        return {"canvases": await canvas_reads.run_views(session=s, reader=user.principal, workflow_run_id=run_id)}
+
+    def about_this_run(payload: dict[str, Any]) -> bool:
+        return payload.get("workflow_run_id") == run_id
+
+    return live.watch(
+        request, f"run-canvases:{run_id}:{user.principal.user_id}", (canvas_service.TOPIC,), compute, about_this_run
+    )
+
+
+@router.get("/live/agent-runs/{execution_id}/canvases")
+async def agent_run_canvas_events(request: Request, execution_id: IdPath, user: ViewerPage) -> Response:
+    """The canvases an agent run opened (those the reader may see): one of the run page's views."""
+
+    async def compute(s: AsyncSession) -> dict[str, Any]:
+        return {"canvases": await canvas_reads.run_views(session=s, reader=user.principal, execution_id=execution_id)}
+
+    def about_this_run(payload: dict[str, Any]) -> bool:
+        return payload.get("execution_id") == execution_id
+
+    return live.watch(
+        request,
+        f"agent-run-canvases:{execution_id}:{user.principal.user_id}",
+        (canvas_service.TOPIC,),
+        compute,
+        about_this_run,
+    )
 
 
 @router.get("/canvases/{canvas_id}/frame")

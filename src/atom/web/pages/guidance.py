@@ -162,7 +162,7 @@ async def arrange(
     user, form = form_user
     layout = form.get("layout")
     if view not in layouts.VIEWS or layout not in layouts.LAYOUTS:
-        raise InvalidInput("Choose side by side or stacked.", code="INVALID_LAYOUT")
+        raise InvalidInput("Choose side by side, stacked or canvases beside.", code="INVALID_LAYOUT")
     await layouts.set_layout(session=session, user_id=user.principal.user_id, view=view, layout=layout)  # type: ignore[arg-type]
     return redirect(_back(form.get("back"), "layout_saved"))
 
