@@ -14,6 +14,7 @@ from atom.config import Settings
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
 from atom.security.models import Role
+from atom.training import supervision
 from atom.training.models import AgentProposal
 from tests.chat.conftest import WatchedOpenAIServer, agent_named
 from tests.chat.test_skill_tools import COUNT_MD, COUNT_PY, _audit, _install_skills, _needs_sandbox
@@ -140,3 +141,29 @@ async def test_a_skill_trusted_at_another_version_since_the_proposal_is_refused_
     assert (outcome["status"], outcome["reason_code"]) == ("failed", "SKILL_VERSION_CHANGED")
     assert "changed since the proposal" in outcome["error"]
     assert [r.decision for r in await _audit(db, "skill.run")] == ["refused"]
+
+
+async def test_a_supervised_plan_reads_and_runs_a_skill_as_its_agent(
+    http: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    _needs_sandbox()
+    agent_id = await agent_named(db, settings, MaturityLevel.SUPERVISED, "watched")
+    steps = [
+        {"action": "read_skill", "params": {"name": "word-count"}},
+        {"action": "skill_word_count", "params": {"stdin": "a b c"}},
+    ]
+    routed = await http.post("/api/triggers", json={"agent_id": agent_id, "plan": {"steps": steps}})
+    assert routed.status_code == 200, routed.text
+    session_id = routed.json()["supervision_session_id"]
+    assert await supervision.start_if_queued(db=db, settings=settings, session_id=session_id)  # as a supervisor joins
+    await supervision.wait_for_run(session_id)
+
+    row = (await http.get(f"/api/supervision/{session_id}")).json()
+    assert row["status"] == "completed", row
+    read, ran = row["steps"]
+    assert read["status"] == "done" and "scripts/count.py" in read["output"]["text"]
+    assert (ran["status"], ran["output"]["exit_code"], ran["output"]["stdout"].strip()) == ("done", 0, "3")
+    [record] = await _audit(db, "skill.run")
+    assert (record.decision, record.actor_id, record.details["execution_id"]) == ("completed", agent_id, session_id)
+    [loaded] = await _audit(db, "skill.read")
+    assert (loaded.decision, loaded.actor_id) == ("read", agent_id)
