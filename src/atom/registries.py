@@ -20,6 +20,7 @@ from atom.governance.catalogue import ActionCatalogue
 from atom.guidance import tools as guidance_tools
 from atom.runtime import tools as runtime_tools
 from atom.runtime.tools import ToolRegistry
+from atom.skills import plan_tools as skill_plan_tools
 from atom.skills import runs as skill_runs
 from atom.training import executor as training_executor
 from atom.training.executor import Executors, PlanExecutor
@@ -37,7 +38,8 @@ class Registries:
 
 def build_registries() -> Registries:
     """Fresh registries: RULES.md's catalogue, the built-in tools, the workflow actions and integrations,
-    the "plan" executor (tools) and the "agent" executor (`agent.run` plans)."""
+    the "plan" executor (tools, and the agent's skill tools for a step naming one) and the "agent"
+    executor (`agent.run` plans)."""
     catalogue = ActionCatalogue.with_builtin_actions()
     catalogue.implement("stream_chat", "chat")  # the chat runtime streams an answer (chat/runtime.py)
     skill_runs.register_actions(catalogue)  # run_skill, read_skill (skills/runs.py)
@@ -46,7 +48,8 @@ def build_registries() -> Registries:
     guidance_tools.register_guidance_tools(tools)  # request_decision, request_permission (guidance/tools.py)
     actions = workflow_actions.build_registry(tools)
     executors = Executors()
-    executors.register("plan", PlanExecutor(tools))
+    # A plan's steps run as its agent, with its run's skill tools (read_skill, skill_<name>) built per run
+    executors.register("plan", PlanExecutor(tools, run_tools=skill_plan_tools.plan_tools))
     chat_routing.register(executors)
     return Registries(catalogue=catalogue, tools=tools, actions=actions, executors=executors)
 

@@ -552,7 +552,7 @@ class _Run:
                     session=session,
                     agent_id=self.agent_id,
                     kind=ProposalKind.ACTION,
-                    plan=[{"action": tool.name, "params": call.arguments}],
+                    plan=[PlanStep(action=tool.name, params=call.arguments, pin=tool.pin).as_json()],
                     source="chat",
                     blocked_trigger_id=None,
                     settings=self.settings,

@@ -34,6 +34,9 @@ class Tool:
     governed_names: dict[str, int] = field(default_factory=dict)
     # A tool that waits for a person (present_form) runs longer than ATOM_CHAT_TOOL_TIMEOUT_S.
     timeout_s: Callable[[Settings], float] | None = field(default=None, repr=False)
+    # What this tool runs now, when that can change between a proposal and its approval (a skill tool: the
+    # skill version): a proposal records it with the call and the approved step runs on exactly that.
+    pin: dict[str, Any] | None = None
 
     def timeout(self, settings: Settings) -> float:
         return self.timeout_s(settings) if self.timeout_s is not None else settings.chat_tool_timeout_s

@@ -95,6 +95,12 @@ class SkillToolSpec:
     description: str
     parameters: dict[str, Any]  # JSON schema of the call
     version_id: str
+    version: int = 0  # its number and content hash: what a proposal records of the call (`pin`)
+    content_hash: str = ""
+
+    @property
+    def pin(self) -> dict[str, Any]:
+        return {"skill": self.skill, "version_id": self.version_id, "version": self.version, "hash": self.content_hash}
 
 
 @dataclass
@@ -144,6 +150,8 @@ async def agent_skills(*, session: AsyncSession, agent_id: str, include_all_tool
                     skill.description[:500],
                     parameters_schema(found),
                     skill.version_id,
+                    skill.number,
+                    skill.content_hash,
                 )
             )
     return result
@@ -220,12 +228,22 @@ async def run_skill(
     context: GovernanceContext | None = None,
     governed: bool = False,
     execution_id: str | None = None,
+    version_id: str | None = None,
 ) -> RunOutcome:
     """Run the pinned Active version of a code skill. With an agent, governance decides first, unless
     `governed`: the caller (the agent runtime or the plan executor, before any tool handler) has already
-    passed this very call through governance as `run_skill`; the run is still recorded as the agent's."""
+    passed this very call through governance as `run_skill`; the run is still recorded as the agent's.
+    `version_id`: the version an approved proposal recorded; if the skill is no longer Active on exactly
+    that version, nothing runs (SKILL_NOT_ACTIVE, SKILL_VERSION_CHANGED)."""
     register_actions()
     skill, version = await pinned(session, ref)
+    if version_id is not None and version.id != version_id:
+        raise Conflict(
+            f"Skill {skill.name!r} changed since the proposal: an approver has trusted version {version.number} "
+            "since; the approved call was for another version, so it was not run.",
+            code="SKILL_VERSION_CHANGED",
+            details={"version_id": version.id, "version": version.number, "approved_version_id": version_id},
+        )
     script, command = _command(version, script, list(args or []))
     if len(stdin.encode()) > MAX_STDIN:
         raise InvalidInput(f"stdin is limited to {MAX_STDIN} bytes.", code="SKILL_STDIN_TOO_LARGE")

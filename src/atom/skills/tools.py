@@ -13,7 +13,10 @@
 
 Handlers run as the calling agent (`current_tool_context`), each in its own transaction, on the
 version an approver trusted (pinned again at the call: a skill banned mid-run is refused). The
-runtime has governed the call before a handler runs, so `run_skill` is not checked twice.
+runtime has governed the call before a handler runs, so `run_skill` is not checked twice. A skill
+tool carries its version as `pin`: a proposal records it with the call, and the approved step (run by
+the plan executor with the tools `plan_tools.plan_tools` builds) runs on exactly that version or is
+refused (banned: SKILL_NOT_ACTIVE; re-trusted at another version: SKILL_VERSION_CHANGED), audited.
 """
 
 from __future__ import annotations
@@ -174,19 +177,42 @@ def skill_tool(db: Database, spec: runs.SkillToolSpec) -> Tool:
     async def handle(params: BaseModel) -> dict[str, Any]:
         context = _context(spec.name)
         values = params.model_dump()
+        approved = _approved_version(context, spec)
+        refused: AtomError | None = None
         async with db.session_scope() as session:
-            outcome = await runs.run_skill(
-                session=session,
-                settings=context.settings,
-                ref=spec.skill,
-                actor=audit.Actor.agent(context.agent_id),
-                agent_id=context.agent_id,
-                script=values["script"],
-                args=values["args"],
-                stdin=values["stdin"],
-                governed=True,
-                execution_id=context.execution_id,
-            )
+            try:
+                outcome = await runs.run_skill(
+                    session=session,
+                    settings=context.settings,
+                    ref=spec.skill,
+                    actor=audit.Actor.agent(context.agent_id),
+                    agent_id=context.agent_id,
+                    script=values["script"],
+                    args=values["args"],
+                    stdin=values["stdin"],
+                    governed=True,
+                    execution_id=context.execution_id,
+                    version_id=approved,
+                )
+            except AtomError as exc:  # banned or changed since, unknown script: nothing ran; kept in the audit log
+                refused = exc
+                await audit.record(
+                    session=session,
+                    actor=audit.Actor.agent(context.agent_id),
+                    action="skill.run",
+                    resource_type="skill",
+                    decision="refused",
+                    reason=exc.message[:500],
+                    details={
+                        "skill": spec.skill,
+                        "code": exc.code,
+                        "agent_id": context.agent_id,
+                        "execution_id": context.execution_id,
+                        "approved_version_id": approved,
+                    },
+                )
+        if refused is not None:
+            raise refused
         result = outcome.result
         assert result is not None  # governed: never denied here
         answer: dict[str, Any] = {
@@ -211,7 +237,22 @@ def skill_tool(db: Database, spec: runs.SkillToolSpec) -> Tool:
         params=run_params(scripts),
         handler=handle,
         governed_as=lambda _params: runs.RUN_ACTION,
+        pin=spec.pin,
     )
+
+
+def _approved_version(context: ToolContext, spec: runs.SkillToolSpec) -> str | None:
+    """The version an approved step recorded (the plan executor sets `pin`); None in an agent run."""
+    if context.pin is None:
+        return None
+    version_id = context.pin.get("version_id")
+    if context.pin.get("skill") != spec.skill or not isinstance(version_id, str):
+        raise InvalidInput(
+            f"The approved step does not record a version of skill {spec.skill!r}; it was not run.",
+            code="SKILL_PIN_INVALID",
+            details={"pin": context.pin},
+        )
+    return version_id
 
 
 def register_skill_tools(registry: ToolRegistry, skill_set: runs.AgentSkillSet, db: Database) -> list[Tool]:

@@ -7,10 +7,17 @@ hands it the steps, the governance context and optional hooks (supervision uses 
 correct or terminate before the next step). Each step is checked by governance and its outcome
 committed before the next one starts. The registry is built by `atom.registries.build_registries()`
 (never at import time) and made this process's with `install`.
+
+The plan executor runs each step as the agent the plan belongs to, as the agent runtime would: the
+tool's handler sees a `ToolContext` of that agent (memory, canvas, guidance tools act for it), and a
+step naming a tool of an agent run (`read_skill`, `skill_<name>`) gets the tools a `RunToolsProvider`
+builds for that agent (the skills domain's, passed in by `atom.registries`). A step's `pin` (the
+skill version its proposal recorded) reaches the handler, which runs exactly that or refuses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -21,6 +28,7 @@ from atom.errors import AtomError
 from atom.governance import service as governance
 from atom.governance.policy import GovernanceContext
 from atom.observability.logging import get_logger
+from atom.runtime.context import ToolContext, current_tool_context
 from atom.runtime.tools import Tool, ToolRegistry
 from atom.training.plan import PlanStep
 
@@ -77,11 +85,19 @@ class Executor(Protocol):
     ) -> RunResult: ...
 
 
-class PlanExecutor:
-    """Runs each step's action as a registered tool, after governance allows it."""
+class RunToolsProvider(Protocol):
+    async def __call__(
+        self, *, db: Database, base: ToolRegistry, agent_id: str, pins: Mapping[str, dict[str, Any]]
+    ) -> ToolRegistry:
+        """`base` plus the tools of an agent run of `agent_id`; `pins`: each pinned step's action -> its pin."""
 
-    def __init__(self, registry: ToolRegistry) -> None:
+
+class PlanExecutor:
+    """Runs each step's action as a registered tool (or one of the agent's run tools), after governance allows it."""
+
+    def __init__(self, registry: ToolRegistry, run_tools: RunToolsProvider | None = None) -> None:
         self.registry = registry
+        self.run_tools = run_tools
 
     async def run(
         self,
@@ -94,6 +110,7 @@ class PlanExecutor:
         hooks: StepHooks | None = None,
     ) -> RunResult:
         result = RunResult(ok=True)
+        tools = _PlanTools(self, db, agent_id, steps)
         for index, planned in enumerate(steps):
             step = planned
             if hooks is not None:
@@ -102,7 +119,7 @@ class PlanExecutor:
                     result.ok, result.terminated, result.error = False, True, "terminated by the supervisor"
                     return result
                 step = adjusted
-            outcome = await self._run_step(db, settings, agent_id, index, step, context)
+            outcome = await self._run_step(db, settings, agent_id, index, step, context, await tools.get(step))
             result.steps.append(outcome)
             if hooks is not None:
                 await hooks.after_step(outcome)
@@ -113,9 +130,15 @@ class PlanExecutor:
         return result
 
     async def _run_step(
-        self, db: Database, settings: Settings, agent_id: str, index: int, step: PlanStep, context: GovernanceContext
+        self,
+        db: Database,
+        settings: Settings,
+        agent_id: str,
+        index: int,
+        step: PlanStep,
+        context: GovernanceContext,
+        tool: Tool | None,
     ) -> StepOutcome:
-        tool = self.registry.get(step.action)
         async with db.session_scope() as session:
             decision = await governance.check(
                 session=session, agent_id=agent_id, action=_governed_as(tool, step), context=context, settings=settings
@@ -126,14 +149,27 @@ class PlanExecutor:
             )
         if tool is None:
             return StepOutcome(index, step.action, step.params, "failed", error=f"no tool performs {step.action!r}")
+        # The handler runs as the plan's agent, like in its run (memory is its own, canvases are its own),
+        # with what the proposal recorded of the tool (a skill version) to hold it to.
+        run_context = ToolContext(
+            settings=settings,
+            agent_id=agent_id,
+            execution_id=context.proposal_id or context.supervision_session_id or "",
+            depth=0,
+            db=db,
+            pin=step.pin,
+        )
+        token = current_tool_context.set(run_context)
         try:
             output = await tool.handler(tool.validate(step.params))
             outcome = StepOutcome(index, step.action, step.params, "done", output=output)
         except AtomError as exc:
-            outcome = StepOutcome(index, step.action, step.params, "failed", error=exc.message)
+            outcome = StepOutcome(index, step.action, step.params, "failed", error=exc.message, reason_code=exc.code)
         except Exception as exc:  # a tool's own failure is the step's outcome, recorded, never lost
             log.error("tool failed", action=step.action, agent_id=agent_id, exc_info=exc)
             outcome = StepOutcome(index, step.action, step.params, "failed", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            current_tool_context.reset(token)
         delta = settings.confidence_action_success if outcome.status == "done" else settings.confidence_action_failure
         async with db.session_scope() as session:
             await agents_service.record_confidence(
@@ -146,6 +182,26 @@ class PlanExecutor:
                 settings=settings,
             )
         return outcome
+
+
+class _PlanTools:
+    """The tools of one plan run: the process's, and the agent's run tools, built once when a step needs one."""
+
+    def __init__(self, executor: PlanExecutor, db: Database, agent_id: str, steps: list[PlanStep]) -> None:
+        self.executor, self.db, self.agent_id = executor, db, agent_id
+        self.pins = {s.action: s.pin for s in steps if s.pin is not None}
+        self.built: ToolRegistry | None = None
+
+    async def get(self, step: PlanStep) -> Tool | None:
+        tool = self.executor.registry.get(step.action)
+        provider = self.executor.run_tools
+        if provider is None or (tool is not None and step.pin is None):
+            return tool
+        if step.pin is not None and self.pins.get(step.action) != step.pin:  # a step the supervisor corrected
+            self.pins[step.action], self.built = step.pin, None
+        if self.built is None:
+            self.built = await provider(db=self.db, base=self.executor.registry, agent_id=self.agent_id, pins=self.pins)
+        return self.built.get(step.action)
 
 
 def _governed_as(tool: Tool | None, step: PlanStep) -> str:

@@ -255,7 +255,7 @@ class _Hooks:
                     return None
                 if row.status != SupervisionStatus.PAUSED.value:
                     if row.pending_correction is not None:
-                        step = PlanStep(action=step.action, params=dict(row.pending_correction.get("params") or {}))
+                        step = step.model_copy(update={"params": dict(row.pending_correction.get("params") or {})})
                         row.pending_correction = None
                         await get_bus().publish(
                             topic(self.session_id), {"type": "corrected", "index": index, "params": step.params}
