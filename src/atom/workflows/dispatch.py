@@ -21,6 +21,7 @@ from atom.workflows.machine import QueuedStep
 
 log = get_logger("atom.workflows.dispatch")
 StepHandler = Callable[[str], Awaitable[object]]
+Work = Callable[[], Awaitable[object]]
 ARQ_FUNCTION = "run_workflow_step"
 
 
@@ -36,7 +37,7 @@ class EmbeddedPool:
     def __init__(self, handler: StepHandler, concurrency: int) -> None:
         self.handler = handler
         self.concurrency = concurrency
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queue: asyncio.Queue[str | Work] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
         self._stopping = False
@@ -69,6 +70,11 @@ class EmbeddedPool:
             else:
                 self._queue.put_nowait(job.step_run_id)
 
+    def run_now(self, work: Work) -> None:
+        """Run `work` (a step this process already claimed, see `StepRunner.drive_claimed`) on a worker."""
+        if not self._stopping:
+            self._queue.put_nowait(work)
+
     def _fire(self, step_id: str) -> None:
         self._timers = {t for t in self._timers if not t.cancelled() and t.when() > asyncio.get_running_loop().time()}
         self._queue.put_nowait(step_id)
@@ -79,11 +85,11 @@ class EmbeddedPool:
 
     async def _work(self) -> None:
         while True:
-            step_id = await self._queue.get()
+            item = await self._queue.get()
             try:
-                await self.handler(step_id)
+                await (self.handler(item) if isinstance(item, str) else item())
             except Exception:  # the handler records failures itself; never let one kill the worker
-                log.exception("workflow step handler failed", step_run_id=step_id)
+                log.exception("workflow step handler failed", step_run_id=item if isinstance(item, str) else None)
             finally:
                 self._queue.task_done()
 
