@@ -20,7 +20,8 @@ from atom.config import Settings
 from atom.db.session import Database
 from atom.errors import Conflict
 from atom.governance.maturity import MaturityLevel
-from atom.workflows import signing
+from atom.security import secrets_store
+from atom.workflows import service, signing
 from atom.workflows.commits import GroupCommitter
 from atom.workflows.models import StepRun, TriggerFire, WorkflowRun
 from atom.workflows.runner import StepRunner, is_transient
@@ -189,3 +190,45 @@ async def test_group_commits_keep_the_steps_rows_consistent_under_concurrent_run
         assert (await wait_run(db, run_id)).status == "succeeded"
     steps = await _rows(db, StepRun)
     assert len(steps) == rows and all(s.status == "succeeded" and s.attempt == 1 for s in steps)
+
+
+async def test_the_next_delivery_sees_a_rotated_secret_a_new_version_and_a_disabled_trigger(
+    settings: Settings, db: Database, engine: StepRunner, client: httpx.AsyncClient
+) -> None:
+    """The intake keeps a webhook's rows between batches: a change made meanwhile must not be missed."""
+    await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="taker")
+    await put_secret(db, settings, "intake_hook", SECRET)
+    path = await _hook(db, engine, "kept", "taker")
+    workflow_id = path.split("/")[2]
+    first = await client.post(path, content=delivery(1)[0], headers=delivery(1)[1])
+    assert first.status_code == 202
+    assert (await wait_run(db, first.json()["run_id"])).steps["take"].output == {"n": 1}
+
+    rotated = "whsec-intake-rotated"
+    async with db.session_scope() as s:
+        await secrets_store.rotate(
+            session=s, cipher=engine.cipher, name="intake_hook", value=rotated, actor=audit.Actor.system()
+        )
+    old = delivery(2)
+    assert (await client.post(path, content=old[0], headers=old[1])).status_code == 401
+
+    source = HOOKED.format(name="kept", agent="taker", inputs="").replace('n: "', 'm: "')
+    async with db.session_scope() as s:
+        await service.update_workflow(
+            session=s, workflow_id=workflow_id, source=source, fmt=None, registry=engine.registry,
+            actor=audit.Actor.system(),
+        )  # fmt: skip
+    again = delivery(3, secret=rotated)
+    answer = await client.post(path, content=again[0], headers=again[1])
+    assert answer.status_code == 202, answer.text
+    view = await wait_run(db, answer.json()["run_id"])
+    assert view.run.version == 2 and view.steps["take"].output == {"m": 3}
+
+    async with db.session_scope() as s:
+        await service.update_workflow(
+            session=s, workflow_id=workflow_id, source=source + "    enabled: false\n", fmt=None,
+            registry=engine.registry, actor=audit.Actor.system(),
+        )  # fmt: skip
+    off = delivery(4, secret=rotated)
+    refused = await client.post(path, content=off[0], headers=off[1])
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "WEBHOOK_NOT_FOUND"
