@@ -4,13 +4,17 @@
 arrive while a batch is being committed form the next batch, which is one body of the group committer
 (`commits.py`), so one transaction holds all of them:
 
-1. each distinct webhook of the batch is read once: workflow, trigger, current version, secret;
+1. each distinct webhook of the batch is looked up once (`webhooks.find_webhook`, its version and
+   definition); its rows are kept between batches while a two-statement stamp (workflow version,
+   trigger row, secret version) is unchanged, so an update, a disabled trigger or a rotated secret
+   is seen by the next batch;
 2. each delivery's HMAC is checked with that secret and its body parsed; a refusal (401, 404, 422,
    503) writes nothing for it;
 3. the fires are inserted in one statement; the unique (trigger, signature) key refuses a replay
    (409), also of a signature that appears twice in the batch;
-4. the trigger interceptor decides each delivery in the same transaction (`interceptor.decide`: its
-   records, proposals and audit), and a delivery routed to run gets its run created there too, with
+4. each delivery is planned as `flows.start_workflow` plans it (`flows.plan_start`), the trigger
+   interceptor decides it in the same transaction (`interceptor.decide`: its records, proposals and
+   audit), and a delivery routed to run gets its run created there too, with
    its first ready step claimed for this process and prepared (inputs rendered, governance checked);
 5. the fires get their outcome; the committer commits.
 
@@ -25,7 +29,6 @@ records the failure on its fire, and the others are taken again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -161,17 +164,15 @@ class WebhookIntake:
 
     async def _take(self, items: list[_Item]) -> None:
         commits = self.runner.commits
+        if commits is None or not commits.running:  # the engine is stopping: each goes the ordinary way
+            for item in items:
+                self.runner.spawn(self._one(item), "atom-webhook-delivery")
+            return
         try:
-            if commits is None or not commits.running:
-                raise _Classic
             batch: _Batch = await commits.run(lambda session: self._batch(session, items))
         except _StartFailed as failed:
             self._pending[:0] = [i for i in items if i is not failed.item]
             self.runner.spawn(self._one(failed.item), "atom-webhook-delivery")
-            return
-        except _Classic:
-            for item in items:
-                self.runner.spawn(self._one(item), "atom-webhook-delivery")
             return
         except Exception as exc:
             for item in items:
@@ -347,7 +348,8 @@ class WebhookIntake:
             runner.dispatcher.run_now(drive)
 
     async def _supervise(self, started: _Started) -> None:
-        with contextlib.suppress(Exception):
+        """A SUPERVISED route's session may run now (a supervisor is connected): `interceptor.follow_up`."""
+        try:
             await interceptor.follow_up(
                 db=self.runner.db,
                 settings=self.runner.settings,
@@ -356,10 +358,8 @@ class WebhookIntake:
                 plan=started.planned.plan,
                 result=started.routed,
             )
-
-
-class _Classic(Exception):
-    """The group committer is not running: each delivery goes the ordinary way."""
+        except Exception:  # the delivery was answered already; the session stays for a supervisor to start
+            log.exception("supervised webhook run did not start", session_id=started.routed.supervision_session_id)
 
 
 def _fail(item: _Item, exc: BaseException) -> None:

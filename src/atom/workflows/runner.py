@@ -575,7 +575,7 @@ class StepRunner:
                     settings=self.settings,
                 )
             if advance is not None and advance.claimed is not None and advance.run is not None:
-                following.append(await self._prepare_claimed(session, advance))
+                following.append(await self.prepare_claimed(session, advance))
             return advance
 
         advance = await self.transact(body)
@@ -591,13 +591,8 @@ class StepRunner:
     async def prepare_claimed(
         self, session: AsyncSession, advance: machine.Advance, *, save: bool = True
     ) -> Claim | None:
-        """The step claimed in `advance` prepared to run (inputs, governance); None if it was queued instead."""
-        return await self._prepare_claimed(session, advance, save=save)
-
-    async def _prepare_claimed(
-        self, session: AsyncSession, advance: machine.Advance, *, save: bool = True
-    ) -> Claim | None:
-        """Prepare the step claimed with a completion; if that fails, hand it to the queue instead."""
+        """Prepare the step claimed in `advance` (by a completion, or with its run: the webhook intake); if that
+        fails, hand it to the queue instead (None). `save=False`: the caller writes the step's row."""
         step, run = advance.claimed, advance.run
         assert step is not None and run is not None
         try:
