@@ -23,6 +23,7 @@ from atom.governance.maturity import MaturityLevel
 from atom.security import secrets_store
 from atom.workflows import service, signing
 from atom.workflows.commits import GroupCommitter
+from atom.workflows.dispatch import EmbeddedPool
 from atom.workflows.models import StepRun, TriggerFire, WorkflowRun
 from atom.workflows.runner import StepRunner, is_transient
 from tests.support.agents import make_agent
@@ -232,3 +233,32 @@ async def test_the_next_delivery_sees_a_rotated_secret_a_new_version_and_a_disab
     off = delivery(4, secret=rotated)
     refused = await client.post(path, content=off[0], headers=off[1])
     assert refused.status_code == 404 and refused.json()["error"]["code"] == "WEBHOOK_NOT_FOUND"
+
+
+async def test_the_pool_tells_a_producer_when_its_backlog_has_room() -> None:
+    """The intake waits on `room` before each batch, so claimed steps do not pile up past the pool's backlog."""
+    release = asyncio.Event()
+    ran: list[int] = []
+
+    def work(n: int) -> Any:
+        async def step() -> None:
+            await release.wait()
+            ran.append(n)
+
+        return step
+
+    pool = EmbeddedPool(lambda _: asyncio.sleep(0), concurrency=2)
+    for n in range(6):
+        pool.run_now(work(n))
+    await pool.start()
+    try:
+        waiting = asyncio.create_task(pool.room(2))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not waiting.done()  # both workers are busy and four items still wait
+        release.set()
+        await asyncio.wait_for(waiting, 30)
+        assert len(ran) >= 2  # room came from workers taking more, not from giving up
+    finally:
+        release.set()
+        await pool.stop()

@@ -41,6 +41,7 @@ class EmbeddedPool:
         self._workers: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
         self._stopping = False
+        self._taken = asyncio.Event()  # set each time a worker takes an item (`room`)
 
     async def start(self) -> None:
         self._stopping = False
@@ -75,6 +76,13 @@ class EmbeddedPool:
         if not self._stopping:
             self._queue.put_nowait(work)
 
+    async def room(self, waiting: int) -> None:
+        """Return once at most `waiting` items wait for a worker: what a producer that could outrun the
+        workers (the webhook intake, whose batches claim steps for them) waits on."""
+        while self._queue.qsize() > waiting and not self._stopping:
+            self._taken.clear()
+            await self._taken.wait()
+
     def _fire(self, step_id: str) -> None:
         self._timers = {t for t in self._timers if not t.cancelled() and t.when() > asyncio.get_running_loop().time()}
         self._queue.put_nowait(step_id)
@@ -86,6 +94,7 @@ class EmbeddedPool:
     async def _work(self) -> None:
         while True:
             item = await self._queue.get()
+            self._taken.set()
             try:
                 await (self.handler(item) if isinstance(item, str) else item())
             except Exception:  # the handler records failures itself; never let one kill the worker

@@ -56,6 +56,10 @@ from atom.workflows.state import RunState, StepState
 
 log = get_logger("atom.workflows.intake")
 MAX_CACHED_TARGETS = 1000
+# Steps claimed by batches and waiting for a pool worker, per worker, before the next batch waits: under
+# load, accepting faster than the pool runs would only grow a backlog (the senders wait instead, and the
+# next batch is the larger for it).
+POOL_BACKLOG = 4
 FIRES = table_of(TriggerFire)
 WORKFLOWS = table_of(Workflow)
 TRIGGERS = table_of(WorkflowTrigger)
@@ -154,6 +158,8 @@ class WebhookIntake:
         items: list[_Item] = []
         try:
             while self._pending:
+                if isinstance(self.runner.dispatcher, EmbeddedPool):  # claim no faster than the pool runs
+                    await self.runner.dispatcher.room(self.runner.dispatcher.concurrency * POOL_BACKLOG)
                 items, self._pending = self._pending, []
                 await self._take(items)
         finally:
