@@ -53,7 +53,8 @@ class EpisodeDetail(BaseModel):
     episode: EpisodeRead
     segments: list[SegmentRead]
     context: dict[str, float] = Field(
-        description="canvas: 1 when the episode had canvas actions; feedback: its average feedback score (0 when nobody rated it)."
+        description="canvas: 1 when the episode had canvas actions; "
+        "feedback: its average feedback score (0 when nobody rated it)."
     )
     canvas_actions: list[CanvasActionRead] = Field(
         default_factory=list, description="The canvas actions of the episode's executions, runs and time span."
