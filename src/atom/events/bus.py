@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import uuid
 from collections import defaultdict
@@ -25,6 +26,7 @@ from atom.observability.logging import get_logger
 Handler = Callable[[dict[str, Any]], None]
 CHANNEL_PREFIX = "atom:"
 SUBSCRIBER_BUFFER = 1000
+_SERIALS = itertools.count(1)
 
 log = get_logger("atom.events")
 
@@ -35,6 +37,7 @@ class EventBus:
     spans_processes = False  # True: other processes' events arrive here (while `delivery_epoch` is not None)
 
     def __init__(self) -> None:
+        self.serial = next(_SERIALS)  # unique for the process's life (unlike id(), never reused)
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._queues: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._pending: set[asyncio.Task[None]] = set()

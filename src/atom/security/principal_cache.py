@@ -37,7 +37,7 @@ PRINCIPALS_CHANGED = "security.principals_changed"
 MAX_ENTRIES = 10_000
 MARKER_SUFFIX = ".auth-changes"
 
-Token = tuple[int, int, int, int, int]  # bus identity, bus epoch, marker inode, marker mtime, local generation
+Token = tuple[int, int, int, int, int]  # bus serial, bus epoch, marker inode, marker mtime, local generation
 
 
 def marker_for(database_url: str | URL) -> Path | None:
@@ -94,7 +94,7 @@ class PrincipalCache:
         if self._marker is None:
             if epoch is None:
                 return None
-            return (id(bus), epoch, 0, 0, self._generation)
+            return (bus.serial, epoch, 0, 0, self._generation)
         try:
             stat = os.stat(self._marker)
             inode, mtime = stat.st_ino, stat.st_mtime_ns
@@ -102,7 +102,7 @@ class PrincipalCache:
             inode = mtime = 0  # no change announced yet: a stable state (creating the marker changes it)
         except OSError:
             return None
-        return (id(bus), -1 if epoch is None else epoch, inode, mtime, self._generation)
+        return (bus.serial, -1 if epoch is None else epoch, inode, mtime, self._generation)
 
     def lookup(self, key_hash: str, token: Token) -> Principal | None:
         entry = self._entries.get(key_hash)
