@@ -142,6 +142,15 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a cached governance decision lives (invalidation is immediate).",
     )
+    auth_cache_ttl_s: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "Seconds an authenticated API key is remembered in-process (0: off). Revoking a key, disabling"
+            " a user or changing a role clears it in every process at once (event bus; SQLite marker file);"
+            " on PostgreSQL it needs Redis (off without it, and while Redis is unreachable)."
+        ),
+    )
     default_agent_id: str | None = Field(
         default=None,
         description="Agent used when a request names none and no session or workflow decides.",

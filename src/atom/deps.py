@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
@@ -13,11 +14,13 @@ from atom.config import Settings
 from atom.db.session import Database
 from atom.errors import Forbidden, Unauthorized
 from atom.pagination import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
+from atom.security import credentials
 from atom.security import service as security_service
 from atom.security import sessions as web_sessions
 from atom.security.key_use import KeyUseRecorder
 from atom.security.models import Role
 from atom.security.principal import Principal
+from atom.security.principal_cache import principal_cache
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <api key>`")
 _header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Or `X-API-Key: <api key>`")
@@ -78,12 +81,26 @@ async def current_principal(
             "An API key is required: send `Authorization: Bearer <key>` or `X-API-Key`.",
             code="API_KEY_REQUIRED",
         )
-    principal = await security_service.authenticate_key(session=session, plaintext=presented)
+    principal = await _authenticate(session, presented)
     if principal.needs_touch and principal.key_id is not None:
         # Off the request's transaction and connection, at most once per interval; never awaited here.
         recorder: KeyUseRecorder = request.app.state.key_uses
         recorder.record(request.app.state.db, principal.key_id)
     request.state.principal = principal
+    return principal
+
+
+async def _authenticate(session: AsyncSession, presented: str) -> Principal:
+    """The key's principal: from the principal cache when it may be trusted, else from the database."""
+    token = principal_cache.token()
+    if token is None:
+        return await security_service.authenticate_key(session=session, plaintext=presented)
+    key_hash = credentials.hash_key(presented)
+    principal = principal_cache.lookup(key_hash, token)
+    if principal is None:
+        principal = await security_service.authenticate_key(session=session, plaintext=presented)
+        # cached as due for a touch: the recorder writes at most once per interval per key anyway
+        principal_cache.store(key_hash, replace(principal, needs_touch=True), token)
     return principal
 
 

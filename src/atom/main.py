@@ -28,6 +28,7 @@ from atom.observability.middleware import RequestContextMiddleware
 from atom.process import check_startup, settle_heap
 from atom.registries import ensure_registries
 from atom.security.key_use import KeyUseRecorder
+from atom.security.principal_cache import principal_cache
 from atom.training import run_tasks as training_runs
 from atom.validation import EdgeValidationMiddleware
 from atom.web import routes as web_routes
@@ -138,6 +139,7 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
             set_bus(bus)
             app.state.bus = bus
             decision_cache.ttl_s = settings.governance_cache_ttl_s
+            principal_cache.configure(ttl_s=settings.auth_cache_ttl_s, database_url=database.engine.url)
             await workflows_app.start_in_app(app, database, settings)  # workflow engine: worker pool + scheduler
             await memory_app.start(app, database, settings)  # embedding model checked here; ingestion jobs
             log.info("atom started", version=__version__, database=database.dialect, events=type(bus).__name__)
@@ -165,6 +167,8 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
     app.state.key_uses = KeyUseRecorder()
     if db is not None:
         app.state.db = db
+    database_url = db.engine.url if db is not None else settings.resolved_database_url
+    principal_cache.configure(ttl_s=settings.auth_cache_ttl_s, database_url=database_url)
     install_error_handlers(app)
     openapi.install(app)  # every operation's error answers, with the error body's schema
     app.add_middleware(EdgeValidationMiddleware)  # inside the request context: its 422s are counted and logged

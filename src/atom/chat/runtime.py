@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import BaseModel
 
 from atom.agents import service as agents_service
 from atom.agents.models import Agent
@@ -163,13 +166,22 @@ class AgentProfile:
         return self.tools is None or tool.name in self.tools
 
 
+@functools.lru_cache(maxsize=1024)
+def _parameters_schema(params: type[BaseModel]) -> dict[str, Any]:
+    """A tool's JSON Schema, built once per parameters model: pydantic takes milliseconds to build it,
+    on the event loop, and every turn of every chat needs it (200 chats starting together stalled
+    every stream). Treat the result as read-only (the providers only serialize it)."""
+    schema = params.model_json_schema(by_alias=True)
+    schema.pop("title", None)
+    return schema
+
+
 def tool_specs(registry: ToolRegistry, profile: AgentProfile | None = None) -> tuple[ToolSpec, ...]:
     specs = []
     for tool in registry.all():
         if profile is not None and not profile.offers(tool):
             continue
-        schema = tool.params.model_json_schema(by_alias=True)
-        schema.pop("title", None)
+        schema = dict(_parameters_schema(tool.params))
         specs.append(ToolSpec(name=tool.name, description=tool.description, parameters=schema))
     return tuple(specs)
 

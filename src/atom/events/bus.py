@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import uuid
 from collections import defaultdict
@@ -25,6 +26,7 @@ from atom.observability.logging import get_logger
 Handler = Callable[[dict[str, Any]], None]
 CHANNEL_PREFIX = "atom:"
 SUBSCRIBER_BUFFER = 1000
+_SERIALS = itertools.count(1)
 
 log = get_logger("atom.events")
 
@@ -32,7 +34,10 @@ log = get_logger("atom.events")
 class EventBus:
     """In-process bus. Subclasses add transport to other processes."""
 
+    spans_processes = False  # True: other processes' events arrive here (while `delivery_epoch` is not None)
+
     def __init__(self) -> None:
+        self.serial = next(_SERIALS)  # unique for the process's life (unlike id(), never reused)
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._queues: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._pending: set[asyncio.Task[None]] = set()
@@ -89,6 +94,14 @@ class EventBus:
     async def stop(self) -> None:
         return None
 
+    def delivery_epoch(self) -> int | None:
+        """Changes whenever events from other processes may have been missed; None while they are.
+
+        In-process: nothing can be missed (always 0). Caches that rely on invalidation events (the
+        principal cache) trust an entry only under the epoch it was stored in.
+        """
+        return 0
+
     def _deliver(self, topic: str, payload: dict[str, Any]) -> None:
         for handler in list(self._handlers.get(topic, ())):
             try:
@@ -107,6 +120,8 @@ InProcessBus = EventBus
 class RedisBus(EventBus):
     """Publishes to Redis and delivers what other processes publish; its own messages are not re-delivered."""
 
+    spans_processes = True
+
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url = url
@@ -114,6 +129,8 @@ class RedisBus(EventBus):
         self._redis: Any = None
         self._listener: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._epoch = 0
+        self._listening = False
 
     async def start(self) -> None:
         from redis.asyncio import Redis
@@ -130,6 +147,11 @@ class RedisBus(EventBus):
                 await self._listener
         if self._redis is not None:
             await self._redis.aclose()
+        self._listening = False
+
+    def delivery_epoch(self) -> int | None:
+        """A new epoch each time the subscription is (re)made; None while it is down (events may be lost)."""
+        return self._epoch if self._listening else None
 
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
         self._deliver(topic, payload)
@@ -143,6 +165,8 @@ class RedisBus(EventBus):
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.psubscribe(CHANNEL_PREFIX + "*")
+                self._epoch += 1
+                self._listening = True
                 self._ready.set()
                 backoff = 0.5
                 async for message in pubsub.listen():
@@ -151,10 +175,12 @@ class RedisBus(EventBus):
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self._listening = False
                 log.warning("event bus lost Redis; reconnecting", retry_in_s=backoff, exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
             finally:
+                self._listening = False
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 

@@ -9,12 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.db.base import utcnow
-from atom.db.session import rows_affected
+from atom.db.session import on_commit, rows_affected
 from atom.errors import Conflict, NotFound, Unauthorized
+from atom.events.bus import get_bus
 from atom.pagination import paginate
 from atom.security import credentials
 from atom.security.models import ApiKey, Role, User
 from atom.security.principal import Principal
+from atom.security.principal_cache import PRINCIPALS_CHANGED, marker_for, principal_cache, touch_marker
 from atom.security.schemas import UserCreate, UserUpdate
 
 # Writing last_used_at on every request would turn every read into a write.
@@ -39,6 +41,21 @@ async def create_user(*, session: AsyncSession, user_in: UserCreate) -> User:
             details={"username": user_in.username},
         ) from exc
     return user
+
+
+def announce_principals_changed(session: AsyncSession, **payload: str) -> None:
+    """A key or user changed in a way that can take access away: every process forgets its cached
+    principals, here at once and again after commit, in other processes through the bus (Redis) and
+    the SQLite marker file (`security.principal_cache`)."""
+    principal_cache.invalidate()
+    marker = marker_for(session.get_bind().engine.url)
+
+    def committed() -> None:
+        principal_cache.invalidate()
+        get_bus().publish_soon(PRINCIPALS_CHANGED, dict(payload))
+        touch_marker(marker)
+
+    on_commit(session, committed)
 
 
 async def get_user(*, session: AsyncSession, user_id: str) -> User:
@@ -69,6 +86,7 @@ async def list_users(*, session: AsyncSession, limit: int, cursor: str | None) -
 
 async def update_user(*, session: AsyncSession, user_id: str, user_in: UserUpdate) -> User:
     user = await get_user(session=session, user_id=user_id)
+    announce_principals_changed(session, user_id=user_id)
     if user_in.role is not None:
         user.role = user_in.role.value
     if user_in.email is not None:
@@ -118,6 +136,7 @@ async def get_key(*, session: AsyncSession, key_id: str) -> ApiKey:
 async def revoke_key(*, session: AsyncSession, key_id: str) -> ApiKey:
     key = await get_key(session=session, key_id=key_id)
     if key.revoked_at is None:
+        announce_principals_changed(session, key_id=key_id)
         key.revoked_at = utcnow()
         await session.flush()
     return key
