@@ -25,6 +25,7 @@ from atom.audit import service as audit
 from atom.config import Settings
 from atom.db import migrate
 from atom.db.session import Database
+from atom.registries import ensure_registries
 from atom.training.interceptor import TriggerInfo, intercept
 from atom.training.plan import Plan
 
@@ -140,6 +141,7 @@ def main() -> int:
         "--postgres", action="store_true", help="Require PostgreSQL (also when ATOM_TEST_POSTGRES_URL or CI is set)."
     )
     args = parser.parse_args()
+    ensure_registries()  # the interceptor refuses a trigger naming an executor this process has not built
     server_url = os.environ.get("ATOM_TEST_POSTGRES_URL")
     in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
     requested = bool(server_url) or args.postgres or in_ci
