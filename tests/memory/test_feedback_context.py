@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from atom.audit import service as audit
 from atom.chat.models import AgentExecution, ChatMessage, ChatSession
 from atom.config import Settings
 from atom.db.base import utcnow
@@ -17,8 +18,11 @@ from atom.feedback.schemas import FeedbackCreate
 from atom.memory import retrieval, service
 from atom.memory.runtime import Memory
 from atom.memory.segmentation import Event
+from atom.registries import build_registries
 from atom.security.models import Role
 from atom.security.principal import Principal
+from atom.workflows import service as workflows_service
+from atom.workflows.models import StepRun, WorkflowRun
 from tests.support.agents import make_agent
 
 REVIEWER = Principal(user_id="u-admin", username="ada", role=Role.ADMIN)
@@ -85,3 +89,37 @@ async def test_feedback_on_an_episodes_runs_scores_it(settings: Settings, db: Da
     assert found.why["feedback"] == -1.0
     assert retrieval.contextual_score(temporal=1.0, semantic=1.0, canvas=False, feedback=0.75) == pytest.approx(1.2)
     assert retrieval.contextual_score(temporal=1.0, semantic=1.0, canvas=False, feedback=-1.0) == pytest.approx(0.7)
+
+
+async def test_feedback_on_an_episodes_workflow_steps_scores_it(
+    settings: Settings, db: Database, memory: Memory
+) -> None:
+    agent = await make_agent(db, settings, name="bookkeeper")
+    source = "name: month-end\nagent: bookkeeper\nsteps:\n  - id: close\n    action: noop\n"
+    now = utcnow()
+    async with db.session_scope() as s:
+        workflow, _ = await workflows_service.create_workflow(
+            session=s, source=source, fmt=None, registry=build_registries().actions, actor=audit.Actor.system()
+        )
+        run = WorkflowRun(
+            workflow_id=workflow.id, version=1, agent_id=agent.id, status="succeeded", trigger_kind="manual",
+            source="manual", trigger_payload={}, inputs={}, created_at=now, finished_at=now,
+        )  # fmt: skip
+        s.add(run)
+        await s.flush()
+        step = StepRun(
+            run_id=run.id, step_key="close", position=0, kind="action", action="noop", status="succeeded",
+            idempotency_key=f"{run.id}:close", output={}, finished_at=now,
+        )  # fmt: skip
+        s.add(step)
+        await s.flush()
+        run_id, step_id = run.id, step.id
+    events = [
+        Event(agent.id, now, "workflow_step", "step close noop: succeeded", "workflow", step_id),
+        Event(agent.id, now, "workflow_run", "workflow run succeeded", "workflow", run_id, completes_task=True),
+    ]
+    async with db.session_scope() as s:
+        [episode] = await service.record_events(session=s, memory=memory, events=events)
+    await _give(db, settings, "workflow_step", step_id, kind="rating", rating=2)  # (2 - 3) / 2
+    async with db.session_scope() as s:
+        assert await memory.feedback_hook(s, [episode.id]) == {episode.id: -0.5}
