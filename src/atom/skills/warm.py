@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atom.db.base import new_id
+from atom.observability.logging import get_logger
 from atom.skills import cgroups, confine, streams
 
 if TYPE_CHECKING:
     from atom.skills.sandbox import Sandbox
 
+log = get_logger("atom.skills.warm")
 READY_TIMEOUT_S = 15.0
 MAX_FAILURES = 3  # preparing failed this often in a row: stop trying (runs start their own sandbox)
 
@@ -214,8 +216,9 @@ class Preparer:
                     continue
             try:
                 warm = prepare(self.box, self.python, *self.limits)
-            except Exception:
+            except Exception:  # runs start a sandbox of their own meanwhile (`MAX_FAILURES` in a row: stop)
                 self._failures += 1
+                log.warning("warm sandbox could not be prepared", failures=self._failures, exc_info=True)
                 continue
             self._failures = 0
             with self._lock:
