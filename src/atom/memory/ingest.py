@@ -139,12 +139,10 @@ def supervision_events(row: Any) -> list[Event]:
 
 
 async def _cursor(session: AsyncSession, source: str) -> MemoryCursor:
+    """The source's cursor. A new one joins the session only when it first moves: a pass that takes
+    nothing writes nothing, and no pass holds SQLite's write lock while its events are embedded."""
     row = await session.get(MemoryCursor, source)
-    if row is None:
-        row = MemoryCursor(source=source, position="")
-        session.add(row)
-        await session.flush()
-    return row
+    return row if row is not None else MemoryCursor(source=source, position="")
 
 
 async def ingest_source(*, session: AsyncSession, memory: Memory, source: str) -> int:
@@ -205,6 +203,7 @@ async def ingest_source(*, session: AsyncSession, memory: Memory, source: str) -
     events = [e for e in events if e.text.strip()]
     await service.record_events(session=session, memory=memory, events=events)
     cursor.position = rows[-1].id
+    session.add(cursor)
     await session.flush()
     return len(rows)
 
