@@ -174,11 +174,13 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
     app.add_middleware(EdgeValidationMiddleware)  # inside the request context: its 422s are counted and logged
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)
+    # /hooks: signed webhooks, outside /api (no API key; see docs/workflows.md). Matched right after the
+    # probes: routing tries each router in turn, and a webhook sender should not pay for the whole API's.
+    app.include_router(webhooks_router)
     include_api_routers(app)
     registries = ensure_registries()  # the catalogue, tools, workflow actions and executors of this process
     app.state.registries = registries
     # agent plans run later (a supervisor connecting) use this app's LLM gateway
     chat_routing.install(registries.executors, app.state)
-    app.include_router(webhooks_router)  # /hooks: signed webhooks, outside /api (no API key; see docs/workflows.md)
     web_routes.install(app)  # the dashboard: pages outside /api, session sign-in (docs/dashboard.md)
     return app

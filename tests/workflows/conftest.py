@@ -23,6 +23,7 @@ from atom.workflows.actions import ActionContext
 from atom.workflows.machine import QueuedStep
 from atom.workflows.models import StepRun, Workflow, WorkflowRun
 from atom.workflows.runner import StepRunner
+from tests.support import served
 from tests.support.integration_servers import AsanaServer, HttpServer, SlackServer, SmtpServer, serve
 
 
@@ -119,6 +120,20 @@ class FakeClock:
     def advance(self, **delta: float) -> datetime:
         self.now += timedelta(**delta)
         return self.now
+
+
+@pytest.fixture
+def served_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of an `atom-os serve` process of the test's own (tests/support/served.py)."""
+    return served.serve_env(tmp_path)
+
+
+@pytest.fixture
+def servers() -> Iterator[served.Servers]:
+    """`atom-os serve` processes the test started; killed when it ends."""
+    procs: served.Servers = []
+    yield procs
+    served.stop_all(procs)
 
 
 @pytest.fixture

@@ -67,6 +67,7 @@ _LOCK_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + 1).re
 _INSERT_EVENT = insert(_EVENTS)
 _MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("seq"), last_hash=bindparam("last_hash"))
 _HELD_HEAD = "atom_audit_head"
+_DEFERRED = "atom_audit_deferred"
 
 
 async def _next_link(session: AsyncSession, conn: AsyncConnection) -> tuple[int, str]:
@@ -114,12 +115,37 @@ async def record(
         "details": details or {},
     }
     row_hash = link_hash(prev_hash, content)
-    await conn.execute(_INSERT_EVENT, [{**content, "prev_hash": prev_hash, "hash": row_hash}])
-    await conn.execute(_MOVE_HEAD, {"seq": seq, "last_hash": row_hash})
+    row = {**content, "prev_hash": prev_hash, "hash": row_hash}
+    deferred = session.info.get(_DEFERRED)
+    if deferred is not None:
+        deferred.append(row)  # written with the others by `write_deferred`
+    else:
+        await conn.execute(_INSERT_EVENT, [row])
+        await conn.execute(_MOVE_HEAD, {"seq": seq, "last_hash": row_hash})
     session.info[_HELD_HEAD] = (session.sync_session.get_transaction(), seq, row_hash)
     metrics.AUDIT_EVENTS.labels(action=action, decision=decision or "").inc()
     if action.startswith(NOTICE_PREFIXES):
         _notice_after_commit(session, action)
+
+
+def defer_writes(session: AsyncSession) -> None:
+    """Hold the rows this transaction appends from now on, to write them in one statement.
+
+    For a transaction that appends many records (the workflow engine's group commit): each record is
+    still linked to the one before as it is made (the head is locked by the first, as always);
+    `write_deferred` must run before the commit; a session that rolls back must not be used again.
+    Reads of the audit log in the same transaction would not see the held rows."""
+    session.info[_DEFERRED] = []
+
+
+async def write_deferred(session: AsyncSession) -> None:
+    """Write the held rows (one INSERT for all, one move of the chain head) and stop holding."""
+    rows = session.info.pop(_DEFERRED, None)
+    if not rows:
+        return
+    conn = await session.connection()
+    await conn.execute(_INSERT_EVENT, rows)
+    await conn.execute(_MOVE_HEAD, {"seq": rows[-1]["seq"], "last_hash": rows[-1]["hash"]})
 
 
 def _notice_after_commit(session: AsyncSession, action: str) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from atom.agents import service as agents_service
 from atom.agents.models import AgentStatus
 from atom.audit import service as audit
@@ -62,93 +64,110 @@ class RoutingResult:
 async def intercept(
     *, db: Database, settings: Settings, agent_id: str, trigger: TriggerInfo, plan: Plan
 ) -> RoutingResult:
-    steps = plan.as_json()
     get_executor(trigger.executor)  # an unknown executor is refused before anything is recorded
     async with db.session_scope() as session:
-        agent = await agents_service.get_agent(session=session, agent_id=agent_id)
-        level = MaturityLevel(agent.maturity_level)
-        result = RoutingResult(route=Route.RUN, agent_id=agent.id, agent_level=level, reason="")
+        result = await decide(session=session, settings=settings, agent_id=agent_id, trigger=trigger, plan=plan)
+    return await follow_up(db=db, settings=settings, agent_id=agent_id, trigger=trigger, plan=plan, result=result)
 
-        async def block(routed_to: str, reason: str) -> BlockedTriggerContext:
-            blocked = BlockedTriggerContext(
-                agent_id=agent.id,
-                source=trigger.source,
-                agent_level=level.value,
-                routed_to=routed_to,
-                reason=reason,
-                trigger_payload=trigger.payload,
-                plan=steps,
-                created_at=utcnow(),
-            )
-            session.add(blocked)
-            await session.flush()
-            result.blocked_trigger_id = blocked.id
-            return blocked
 
-        if trigger.kind is TriggerKind.MANUAL:
-            result.route, result.reason = Route.RUN, "a person asked: per-action governance only"
-        elif agent.status != AgentStatus.ACTIVE.value:
-            result.route, result.reason = Route.REFUSED, f"the agent is {agent.status}"
-            await block("refused", result.reason)
-        elif level is MaturityLevel.STUDENT:
-            result.route, result.reason = Route.TRAINING, "STUDENT agents do not run automated triggers"
-            blocked = await block("training", result.reason)
-            estimate = await training_sessions.estimate(
-                session=session, agent=agent, planned_actions=[s["action"] for s in steps], settings=settings
-            )
-            proposal = await proposals.create(
-                session=session,
-                agent_id=agent.id,
-                kind=ProposalKind.TRAINING,
-                plan=steps,
-                source=trigger.source,
-                blocked_trigger_id=blocked.id,
-                settings=settings,
-                estimate=estimate,
-            )
-            result.proposal_id = proposal.id
-            result.extra = {
-                "estimate_hours": estimate.hours,
-                "range": [estimate.low, estimate.high],
-                "basis": estimate.basis,
-            }
-        elif level is MaturityLevel.INTERN:
-            result.route, result.reason = Route.PROPOSAL, "INTERN agents act on automated triggers after approval"
-            blocked = await block("proposal", result.reason)
-            proposal = await proposals.create(
-                session=session,
-                agent_id=agent.id,
-                kind=ProposalKind.ACTION,
-                plan=steps,
-                source=trigger.source,
-                blocked_trigger_id=blocked.id,
-                settings=settings,
-            )
-            result.proposal_id = proposal.id
-        elif level is MaturityLevel.SUPERVISED:
-            result.route, result.reason = Route.SUPERVISED, "SUPERVISED agents run under live supervision"
-            row = await supervision.create(session=session, agent_id=agent.id, plan=steps, source=trigger.source)
-            result.supervision_session_id = row.id
-        else:
-            result.route, result.reason = Route.RUN, "AUTONOMOUS agents run"
-        await audit.record(
-            session=session,
-            actor=audit.Actor.agent(agent.id),
-            action="trigger.route",
-            resource_type="agent",
-            resource_id=agent.id,
-            decision=result.route.value,
-            reason=result.reason,
-            details={
-                "source": trigger.source,
-                "kind": trigger.kind.value,
-                "level": level.value,
-                "steps": len(steps),
-                "proposal_id": result.proposal_id,
-                "supervision_session_id": result.supervision_session_id,
-            },
+async def decide(
+    *, session: AsyncSession, settings: Settings, agent_id: str, trigger: TriggerInfo, plan: Plan
+) -> RoutingResult:
+    """The routing and what it records (blocked trigger, proposal, supervision session, audit), in `session`.
+
+    The caller commits, then calls `follow_up`; a caller that runs the RUN route itself in the same
+    transaction (the workflow engine's webhook intake) skips `follow_up` for it."""
+    steps = plan.as_json()
+    agent = await agents_service.get_agent(session=session, agent_id=agent_id)
+    level = MaturityLevel(agent.maturity_level)
+    result = RoutingResult(route=Route.RUN, agent_id=agent.id, agent_level=level, reason="")
+
+    async def block(routed_to: str, reason: str) -> BlockedTriggerContext:
+        blocked = BlockedTriggerContext(
+            agent_id=agent.id,
+            source=trigger.source,
+            agent_level=level.value,
+            routed_to=routed_to,
+            reason=reason,
+            trigger_payload=trigger.payload,
+            plan=steps,
+            created_at=utcnow(),
         )
+        session.add(blocked)
+        await session.flush()
+        result.blocked_trigger_id = blocked.id
+        return blocked
 
+    if trigger.kind is TriggerKind.MANUAL:
+        result.route, result.reason = Route.RUN, "a person asked: per-action governance only"
+    elif agent.status != AgentStatus.ACTIVE.value:
+        result.route, result.reason = Route.REFUSED, f"the agent is {agent.status}"
+        await block("refused", result.reason)
+    elif level is MaturityLevel.STUDENT:
+        result.route, result.reason = Route.TRAINING, "STUDENT agents do not run automated triggers"
+        blocked = await block("training", result.reason)
+        estimate = await training_sessions.estimate(
+            session=session, agent=agent, planned_actions=[s["action"] for s in steps], settings=settings
+        )
+        proposal = await proposals.create(
+            session=session,
+            agent_id=agent.id,
+            kind=ProposalKind.TRAINING,
+            plan=steps,
+            source=trigger.source,
+            blocked_trigger_id=blocked.id,
+            settings=settings,
+            estimate=estimate,
+        )
+        result.proposal_id = proposal.id
+        result.extra = {
+            "estimate_hours": estimate.hours,
+            "range": [estimate.low, estimate.high],
+            "basis": estimate.basis,
+        }
+    elif level is MaturityLevel.INTERN:
+        result.route, result.reason = Route.PROPOSAL, "INTERN agents act on automated triggers after approval"
+        blocked = await block("proposal", result.reason)
+        proposal = await proposals.create(
+            session=session,
+            agent_id=agent.id,
+            kind=ProposalKind.ACTION,
+            plan=steps,
+            source=trigger.source,
+            blocked_trigger_id=blocked.id,
+            settings=settings,
+        )
+        result.proposal_id = proposal.id
+    elif level is MaturityLevel.SUPERVISED:
+        result.route, result.reason = Route.SUPERVISED, "SUPERVISED agents run under live supervision"
+        row = await supervision.create(session=session, agent_id=agent.id, plan=steps, source=trigger.source)
+        result.supervision_session_id = row.id
+    else:
+        result.route, result.reason = Route.RUN, "AUTONOMOUS agents run"
+    await audit.record(
+        session=session,
+        actor=audit.Actor.agent(agent.id),
+        action="trigger.route",
+        resource_type="agent",
+        resource_id=agent.id,
+        decision=result.route.value,
+        reason=result.reason,
+        details={
+            "source": trigger.source,
+            "kind": trigger.kind.value,
+            "level": level.value,
+            "steps": len(steps),
+            "proposal_id": result.proposal_id,
+            "supervision_session_id": result.supervision_session_id,
+        },
+    )
+    return result
+
+
+async def follow_up(
+    *, db: Database, settings: Settings, agent_id: str, trigger: TriggerInfo, plan: Plan, result: RoutingResult
+) -> RoutingResult:
+    """After `decide`'s commit: start a supervision session that may run now, or run the RUN route."""
     if result.route is Route.SUPERVISED and result.supervision_session_id:
         session_id = result.supervision_session_id
         if supervision.supervisor_connected(session_id):

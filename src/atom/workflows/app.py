@@ -1,7 +1,9 @@
 """Starting and stopping the workflow engine: a step runner with its dispatcher, the scheduler and the
 "workflow" executor. `atom-os serve` (the app lifespan) and `atom-os worker` both call `start`/`stop`.
 
-- embedded executor: the runner's worker pool and the scheduler run in `atom-os serve`;
+- embedded executor: the runner's worker pool and the scheduler run in `atom-os serve`, its
+  transactions go through one group committer (`commits.py`) and webhooks through the intake
+  (`intake.py`);
 - queue executor: `atom-os serve` defers steps to the job queue for `atom-os worker` processes, each
   of which starts an engine of its own; the scheduler runs in every process (each cron fire happens once across them).
 """
@@ -12,15 +14,17 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from atom.config import Settings
+from atom.config import Settings, WorkflowExecutorMode
 from atom.db.session import Database
 from atom.errors import Unavailable
 from atom.events.bus import get_bus
 from atom.training.executor import Executors
 from atom.training.executor import current as current_executors
 from atom.workflows import machine
+from atom.workflows.commits import GroupCommitter
 from atom.workflows.executor import register_executor, unregister_executor
-from atom.workflows.runner import StepRunner
+from atom.workflows.intake import WebhookIntake
+from atom.workflows.runner import StepRunner, is_transient
 from atom.workflows.scheduler import Scheduler, reclaim_at_start
 
 
@@ -41,6 +45,10 @@ async def start(runner: StepRunner, *, scheduler: bool | None = None, executors:
     (default: ATOM_WORKFLOW_SCHEDULER_ENABLED), and make it the process's runner for the routes."""
     global _current
     runner.open()
+    if runner.settings.workflow_executor is WorkflowExecutorMode.EMBEDDED:
+        runner.commits = GroupCommitter(runner.db, is_transient)
+        await runner.commits.start()
+        runner.intake = WebhookIntake(runner)
     await runner.dispatcher.start()
     engine = Engine(runner=runner, executors=executors or current_executors())
     register_executor(engine.executors, runner)
@@ -65,7 +73,11 @@ async def stop_scheduler(engine: Engine) -> None:
 async def stop(engine: Engine) -> None:
     global _current
     await stop_scheduler(engine)
+    engine.runner.intake = None
     await engine.runner.dispatcher.stop()
+    if engine.runner.commits is not None:
+        await engine.runner.commits.stop()
+        engine.runner.commits = None
     await engine.runner.close()
     unregister_executor(engine.executors, engine.runner)
     if _current is engine.runner:

@@ -19,6 +19,7 @@ from atom.workflows.machine import QueuedStep
 
 log = get_logger("atom.workflows.dispatch")
 StepHandler = Callable[[str], Awaitable[object]]
+Work = Callable[[], Awaitable[object]]
 
 
 class Dispatcher(Protocol):
@@ -33,10 +34,11 @@ class EmbeddedPool:
     def __init__(self, handler: StepHandler, concurrency: int) -> None:
         self.handler = handler
         self.concurrency = concurrency
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queue: asyncio.Queue[str | Work] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
         self._stopping = False
+        self._taken = asyncio.Event()  # set each time a worker takes an item (`room`)
 
     async def start(self) -> None:
         self._stopping = False
@@ -66,6 +68,18 @@ class EmbeddedPool:
             else:
                 self._queue.put_nowait(job.step_run_id)
 
+    def run_now(self, work: Work) -> None:
+        """Run `work` (a step this process already claimed, see `StepRunner.drive_claimed`) on a worker."""
+        if not self._stopping:
+            self._queue.put_nowait(work)
+
+    async def room(self, waiting: int) -> None:
+        """Return once at most `waiting` items wait for a worker: what a producer that could outrun the
+        workers (the webhook intake, whose batches claim steps for them) waits on."""
+        while self._queue.qsize() > waiting and not self._stopping:
+            self._taken.clear()
+            await self._taken.wait()
+
     def _fire(self, step_id: str) -> None:
         self._timers = {t for t in self._timers if not t.cancelled() and t.when() > asyncio.get_running_loop().time()}
         self._queue.put_nowait(step_id)
@@ -76,11 +90,12 @@ class EmbeddedPool:
 
     async def _work(self) -> None:
         while True:
-            step_id = await self._queue.get()
+            item = await self._queue.get()
+            self._taken.set()
             try:
-                await self.handler(step_id)
+                await (self.handler(item) if isinstance(item, str) else item())
             except Exception:  # the handler records failures itself; never let one kill the worker
-                log.exception("workflow step handler failed", step_run_id=step_id)
+                log.exception("workflow step handler failed", step_run_id=item if isinstance(item, str) else None)
             finally:
                 self._queue.task_done()
 

@@ -24,6 +24,8 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from atom.config import Settings
 from atom.db.base import utcnow
 from atom.db.session import Database
@@ -34,6 +36,7 @@ from atom.training.plan import Plan, PlanStep
 from atom.workflows import machine, service, templates
 from atom.workflows.definition import WorkflowDefinition
 from atom.workflows.models import RunStatus, StepStatus, Workflow, WorkflowVersion
+from atom.workflows.state import RunState
 
 if TYPE_CHECKING:
     from atom.workflows.runner import StepRunner
@@ -81,6 +84,70 @@ def step_plan(definition: WorkflowDefinition, version: WorkflowVersion) -> list[
     return steps
 
 
+async def start_run_in(
+    session: AsyncSession,
+    runner: StepRunner,
+    *,
+    workflow: Workflow,
+    version: WorkflowVersion,
+    definition: WorkflowDefinition,
+    agent_id: str,
+    params: dict[str, Any],
+    context: GovernanceContext,
+    inline: bool = False,
+    claim: machine.ClaimNext | None = None,
+    insert: bool = True,
+) -> tuple[RunState, machine.Advance]:
+    """Create the run of a `workflow.start` plan step's `params` in `session` and audit it (the caller
+    commits, then hands `Advance` to `runner.after_commit`). With `claim`, a first step ready now is
+    claimed for the caller in the same transaction (`Advance.claimed`); `insert=False`: see
+    `machine.create_run`."""
+    from atom.audit import service as audit
+
+    inputs = service.require_inputs(definition, dict(params.get("inputs") or {}))
+    run_context = GovernanceContext(
+        trigger=context.trigger,
+        source=str(params.get("source") or context.source),
+        proposal_id=context.proposal_id,
+        supervision_session_id=context.supervision_session_id,
+        actor_user_id=context.actor_user_id,
+    )
+    run, advance = await machine.create_run(
+        session,
+        workflow=workflow,
+        version=version,
+        definition=definition,
+        agent_id=agent_id,
+        inputs=inputs,
+        payload=dict(params.get("trigger") or {}),
+        context=run_context,
+        trigger_id=params.get("trigger_id"),
+        chain_depth=int(params.get("chain_depth") or 0),
+        mode="inline" if inline else "pool",
+        now=runner.clock(),
+        settings=runner.settings,
+        claim=claim,
+        insert=insert,
+    )
+    await audit.record(
+        session=session,
+        actor=audit.Actor.user(context.actor_user_id) if context.actor_user_id else audit.Actor.agent(agent_id),
+        action="workflow.run.start",
+        resource_type="workflow_run",
+        resource_id=run.id,
+        decision="done",
+        details={
+            "workflow_id": workflow.id,
+            "version": version.version,
+            "source": run.source,
+            "trigger": context.trigger.value,
+            "proposal_id": context.proposal_id,
+            "supervision_session_id": context.supervision_session_id,
+        },
+    )
+    return run, advance
+
+
 class WorkflowExecutor:
     def __init__(self, runner: StepRunner) -> None:
         self.runner = runner
@@ -116,7 +183,6 @@ class WorkflowExecutor:
         return await self._drive_inline(run_id, hooks, started)
 
     async def _start(self, agent_id: str, steps: list[PlanStep], context: GovernanceContext, *, inline: bool) -> str:
-        from atom.audit import service as audit
         from atom.errors import Conflict
 
         runner = self.runner
@@ -135,44 +201,16 @@ class WorkflowExecutor:
                     "A workflow's steps cannot be changed in a proposal; update the workflow (a new version) instead.",
                     code="PLAN_MODIFIED",
                 )
-            inputs = service.require_inputs(definition, dict(params.get("inputs") or {}))
-            run_context = GovernanceContext(
-                trigger=context.trigger,
-                source=str(params.get("source") or context.source),
-                proposal_id=context.proposal_id,
-                supervision_session_id=context.supervision_session_id,
-                actor_user_id=context.actor_user_id,
-            )
-            run, advance = await machine.create_run(
+            run, advance = await start_run_in(
                 session,
+                runner,
                 workflow=workflow,
                 version=version,
                 definition=definition,
                 agent_id=agent_id,
-                inputs=inputs,
-                payload=dict(params.get("trigger") or {}),
-                context=run_context,
-                trigger_id=params.get("trigger_id"),
-                chain_depth=int(params.get("chain_depth") or 0),
-                mode="inline" if inline else "pool",
-                now=runner.clock(),
-                settings=runner.settings,
-            )
-            await audit.record(
-                session=session,
-                actor=audit.Actor.user(context.actor_user_id) if context.actor_user_id else audit.Actor.agent(agent_id),
-                action="workflow.run.start",
-                resource_type="workflow_run",
-                resource_id=run.id,
-                decision="done",
-                details={
-                    "workflow_id": workflow.id,
-                    "version": version.version,
-                    "source": run.source,
-                    "trigger": context.trigger.value,
-                    "proposal_id": context.proposal_id,
-                    "supervision_session_id": context.supervision_session_id,
-                },
+                params=params,
+                context=context,
+                inline=inline,
             )
             run_id = run.id
         if inline:

@@ -19,10 +19,11 @@ from atom.governance.policy import TriggerKind
 from atom.observability.logging import get_logger
 from atom.training import interceptor
 from atom.training import proposals as proposals_service
+from atom.training.plan import Plan
 from atom.workflows import machine, service
 from atom.workflows.definition import WorkflowDefinition
 from atom.workflows.executor import WORKFLOW_EXECUTOR, build_plan
-from atom.workflows.models import StepRun, StepStatus, TriggerFire, WorkflowTrigger
+from atom.workflows.models import StepRun, StepStatus, TriggerFire, Workflow, WorkflowTrigger, WorkflowVersion
 from atom.workflows.runner import StepRunner
 from atom.workflows.state import StepState
 
@@ -42,6 +43,68 @@ class StartResult:
     blocked_trigger_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, routed: interceptor.RoutingResult, run_id: str | None = None) -> StartResult:
+        return cls(
+            route=routed.route.value,
+            reason=routed.reason,
+            agent_id=routed.agent_id,
+            agent_level=routed.agent_level.value,
+            run_id=run_id,
+            proposal_id=routed.proposal_id,
+            supervision_session_id=routed.supervision_session_id,
+            blocked_trigger_id=routed.blocked_trigger_id,
+            extra=dict(routed.extra),
+        )
+
+
+@dataclass(frozen=True)
+class PlannedStart:
+    """What the interceptor is asked to route: the workflow's agent, its plan and the trigger."""
+
+    agent_id: str
+    plan: Plan
+    trigger: interceptor.TriggerInfo
+
+
+def plan_start(
+    runner: StepRunner,
+    *,
+    workflow: Workflow,
+    version: WorkflowVersion,
+    definition: WorkflowDefinition,
+    inputs: dict[str, Any],
+    source: str,
+    kind: TriggerKind,
+    payload: dict[str, Any],
+    trigger_id: str | None = None,
+    actor_user_id: str | None = None,
+    chain_depth: int = 0,
+) -> PlannedStart:
+    """The workflow's inputs checked, its agent resolved (422 when none) and the plan built."""
+    resolved = service.require_inputs(definition, inputs)
+    agent_id = version.agent_ids.get("") or runner.settings.default_agent_id
+    if not agent_id:
+        raise InvalidInput(
+            f"Workflow {workflow.name!r} names no agent and ATOM_DEFAULT_AGENT_ID is not set.",
+            code="NO_AGENT_RESOLVED",
+        )
+    plan = build_plan(
+        workflow=workflow,
+        version=version,
+        definition=definition,
+        inputs=resolved,
+        payload=payload,
+        source=source,
+        trigger_id=trigger_id,
+        chain_depth=chain_depth,
+    )
+    summary = {"workflow_id": workflow.id, "workflow": workflow.name, "version": version.version}
+    trigger = interceptor.TriggerInfo(
+        source=source, kind=kind, payload=summary, executor=WORKFLOW_EXECUTOR, actor_user_id=actor_user_id
+    )
+    return PlannedStart(agent_id, plan, trigger)
+
 
 async def start_workflow(
     runner: StepRunner,
@@ -60,43 +123,23 @@ async def start_workflow(
         workflow = await service.get_workflow(session=session, ref=workflow_ref)
         version = await service.get_version(session=session, workflow_id=workflow.id)
         definition = await runner.definition(session, workflow.id, version.version)
-        resolved = service.require_inputs(definition, inputs)
-        agent_id = version.agent_ids.get("") or runner.settings.default_agent_id
-        if not agent_id:
-            raise InvalidInput(
-                f"Workflow {workflow.name!r} names no agent and ATOM_DEFAULT_AGENT_ID is not set.",
-                code="NO_AGENT_RESOLVED",
-            )
-        plan = build_plan(
+        planned = plan_start(
+            runner,
             workflow=workflow,
             version=version,
             definition=definition,
-            inputs=resolved,
-            payload=payload,
+            inputs=inputs,
             source=source,
+            kind=kind,
+            payload=payload,
             trigger_id=trigger_id,
+            actor_user_id=actor_user_id,
             chain_depth=chain_depth,
         )
-        summary = {"workflow_id": workflow.id, "workflow": workflow.name, "version": version.version}
     routed = await interceptor.intercept(
-        db=runner.db,
-        settings=runner.settings,
-        agent_id=agent_id,
-        trigger=interceptor.TriggerInfo(
-            source=source, kind=kind, payload=summary, executor=WORKFLOW_EXECUTOR, actor_user_id=actor_user_id
-        ),
-        plan=plan,
+        db=runner.db, settings=runner.settings, agent_id=planned.agent_id, trigger=planned.trigger, plan=planned.plan
     )
-    result = StartResult(
-        route=routed.route.value,
-        reason=routed.reason,
-        agent_id=routed.agent_id,
-        agent_level=routed.agent_level.value,
-        proposal_id=routed.proposal_id,
-        supervision_session_id=routed.supervision_session_id,
-        blocked_trigger_id=routed.blocked_trigger_id,
-        extra=dict(routed.extra),
-    )
+    result = StartResult.of(routed)
     if routed.run is not None:
         if not routed.run.ok:
             raise InvalidInput(f"The run did not start: {routed.run.error}", code="RUN_NOT_STARTED")

@@ -72,7 +72,7 @@ async def receive(workflow_id: str, trigger_id: str, request: Request) -> Respon
     )
     if accepted.respond is not RespondMode.ON_FINISH or result.run_id is None:
         return _json(202, started.model_dump(mode="json"))
-    end = await webhooks.wait_for_end(engine, result.run_id, accepted.timeout_s)
+    end = await webhooks.wait_for_end(engine, result.run_id, accepted.timeout_s, accepted.ended)
     if end is None:
         return _json(202, {**started.model_dump(mode="json"), "status": "running"})
     if end.status != RunStatus.SUCCEEDED.value:

@@ -55,10 +55,13 @@ class Advance:
     claimed: StepState | None = None
     run: RunState | None = None
     steps: list[StepState] = field(default_factory=list)
+    # set when this transaction ended the run: the run and its steps as it commits them
+    ended: tuple[RunState, list[StepState]] | None = None
 
     def merge(self, other: Advance) -> Advance:
         self.queued += other.queued
         self.events += other.events
+        self.ended = self.ended or other.ended
         return self
 
 
@@ -139,7 +142,13 @@ async def create_run(
     mode: str,
     now: datetime,
     settings: Settings,
+    claim: ClaimNext | None = None,
+    insert: bool = True,
 ) -> tuple[RunState, Advance]:
+    """A new run, its first steps made ready; with `claim`, one of them claimed for the caller (`_claim_next`).
+
+    `insert=False` leaves the rows to the caller (`state.insert_runs`, several runs in one statement);
+    `Advance.run` and `Advance.steps` are then always set."""
     run = RunState(
         id=new_id(),
         workflow_id=workflow.id,
@@ -193,7 +202,12 @@ async def create_run(
             )
         )
     advance = await advance_run(session, run, definition, steps, now=now, settings=settings)
-    await state.insert_run(session, run, steps)  # as advanced: the first steps are inserted queued
+    if claim is not None:
+        _claim_next(advance, run, steps, claim, now)
+    if insert:
+        await state.insert_run(session, run, steps)  # as advanced: the first steps are inserted queued (or claimed)
+    else:
+        advance.run, advance.steps = run, steps
     return run, advance
 
 
@@ -400,6 +414,7 @@ async def _end_run(
     run.status = status.value
     run.finished_at = now
     run.error = error
+    result.ended = (run, steps)
     for other in steps:
         if other.status in (StepStatus.PENDING.value, StepStatus.QUEUED.value, StepStatus.WAITING.value):
             reason = "the run was cancelled" if status is RunStatus.CANCELLED else "the run failed"

@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import and_, bindparam, or_, update
@@ -46,8 +46,9 @@ from atom.security.secrets_store import load_cipher
 from atom.workflows import actions as workflow_actions
 from atom.workflows import holders, machine, state, templates
 from atom.workflows.actions import ActionContext, ActionRegistry, WorkflowAction
+from atom.workflows.commits import GroupCommitter
 from atom.workflows.definition import WorkflowDefinition
-from atom.workflows.dispatch import Dispatcher, build_dispatcher
+from atom.workflows.dispatch import Dispatcher, EmbeddedPool, build_dispatcher
 from atom.workflows.integrations.errors import IntegrationError
 from atom.workflows.models import RunStatus, StepStatus, WorkflowVersion
 from atom.workflows.state import STEPS, RunState, StepState
@@ -83,6 +84,12 @@ _CLAIM = (
     )
     .returning(*STEPS.columns)
 )
+
+
+class DeliveryIntake(Protocol):
+    """What receives webhook deliveries in batches (`workflows/intake.py`), set on a started runner."""
+
+    async def receive(self, delivery: Any) -> Any: ...
 
 
 @dataclass
@@ -131,13 +138,16 @@ class StepRunner:
         self.clock = clock
         self.worker_id = worker_id or holders.this_process()  # HOST:PID:START (holders.py)
         self.cipher = load_cipher(settings)
-        self.dispatcher: Dispatcher = dispatcher or build_dispatcher(settings, self.run_step)
+        self.dispatcher: Dispatcher = dispatcher or build_dispatcher(settings, self._run_in_pool)
         self.http: httpx.AsyncClient = httpx.AsyncClient(follow_redirects=False)
         self._definitions: OrderedDict[tuple[str, int], WorkflowDefinition] = OrderedDict()
         self._running: dict[str, tuple[str, asyncio.Task[Any]]] = {}
         self._cancelled_runs: set[str] = set()
         self._wakeups: dict[str, asyncio.Event] = {}
         self.watch = RunWatch()  # runs someone waits to end (respond: on_finish webhooks); fed by app.start
+        # Set by app.start with the embedded executor: the group committer and the webhook intake.
+        self.commits: GroupCommitter | None = None
+        self.intake: DeliveryIntake | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._chains: dict[str, machine.Known] = {}  # run id -> its steps as this worker's chain left them
         # A worker of a task engine with job timeouts sets these (see `run_step`); the embedded pool has neither.
@@ -204,6 +214,8 @@ class StepRunner:
             await self.dispatcher.dispatch(pooled)
         for queued in advance.queued:
             self.wake(queued.run_id)
+        if advance.ended is not None:
+            self.watch.ended(*advance.ended)
         bus = get_bus()
         # Each run touched by this transaction, for live views of a run (the dashboard's timeline).
         touched = {q.run_id for q in advance.queued} | {str(p["run_id"]) for _, p in advance.events if "run_id" in p}
@@ -232,13 +244,20 @@ class StepRunner:
     async def transact(
         self, body: Callable[[AsyncSession], Awaitable[machine.Advance | None]]
     ) -> machine.Advance | None:
-        """One transaction, retried on deadlocks and serialization failures, then `after_commit`."""
+        """One transaction, retried on deadlocks and serialization failures, then `after_commit`.
+
+        With the embedded engine started, the body runs in the group committer's next transaction
+        (`commits.py`), with other callers' bodies."""
+        if self.commits is not None and self.commits.running:
+            advance = await self.commits.run(body)
+            await self.after_commit(advance)
+            return advance
         for attempt in range(DB_RETRIES):
             try:
                 async with self.db.session_scope() as session:
                     advance = await body(session)
             except DBAPIError as exc:
-                if attempt == DB_RETRIES - 1 or not _transient(exc):
+                if attempt == DB_RETRIES - 1 or not is_transient(exc):
                     raise
                 await asyncio.sleep(0.01 * (attempt + 1))
                 continue
@@ -274,12 +293,57 @@ class StepRunner:
         one transaction per step), while `may_continue` allows and the chain budget lasts; the other
         ready steps go to the queue as usual. `holding` is told the id of each step taken over.
         """
+        return await self._drive(step_run_id, self._claim(step_run_id, override_input), override_input, holding)
+
+    async def drive_claimed(self, claim: Claim) -> Outcome | None:
+        """On an embedded pool worker: run a step this process claimed already (with the transaction
+        that created its run: the webhook intake, or a completion that chained it), then let the worker go."""
+
+        async def claimed() -> Claim:
+            return claim
+
+        return await self._drive(claim.step.id, claimed(), None, None, in_pool=True)
+
+    async def _run_in_pool(self, step_run_id: str) -> Outcome | None:
+        """The embedded pool's handler: `run_step`, but the worker is free once the action is done."""
+        return await self._drive(step_run_id, self._claim(step_run_id, None), None, None, in_pool=True)
+
+    async def _record_in_background(self, claim: Claim, outcome: Outcome, chain: bool) -> None:
+        """Record an outcome off the pool worker; a step the completion chained goes back to the pool."""
+        try:
+            following = await self._record(claim, outcome, chain=chain)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("workflow step could not be recorded; it will be redelivered", step_run_id=claim.step.id)
+            return
+        if following is None:
+            return
+        assert isinstance(self.dispatcher, EmbeddedPool)  # `in_pool` work only comes from one
+
+        async def drive(claimed: Claim = following) -> Outcome | None:
+            return await self.drive_claimed(claimed)
+
+        self.dispatcher.run_now(drive)
+
+    async def _drive(
+        self,
+        step_run_id: str,
+        first_claim: Awaitable[Claim | None],
+        override_input: dict[str, Any] | None,
+        holding: Callable[[str], None] | None,
+        *,
+        in_pool: bool = False,
+    ) -> Outcome | None:
+        """Claim, act, record, and run the step each completion chains. `in_pool`: the outcome is recorded
+        on a task of its own so the embedded pool's worker (what bounds the actions running at once)
+        takes its next step while the record waits for its group commit; a chained step returns to the pool."""
         first: Outcome | None = None
         claim: Claim | None = None
         current = step_run_id
         started = time.monotonic()
         try:
-            claim = await self._claim(step_run_id, override_input)
+            claim = await first_claim
             while claim is not None:
                 current = claim.step.id
                 if holding is not None:
@@ -287,6 +351,10 @@ class StepRunner:
                 outcome = await self._act(claim)
                 first = first or outcome
                 chain = override_input is None and self._may_chain(started, claim)
+                if in_pool:
+                    self.spawn(self._record_in_background(claim, outcome, chain), "atom-workflow-record")
+                    claim = None  # its chain snapshot is the record's now
+                    break
                 claim = await self._record(claim, outcome, chain=chain)
             return first
         except asyncio.CancelledError:
@@ -311,39 +379,46 @@ class StepRunner:
             try:
                 return await self._claim_once(step_run_id, override_input)
             except DBAPIError as exc:
-                if attempt == DB_RETRIES - 1 or not _transient(exc):
+                if attempt == DB_RETRIES - 1 or not is_transient(exc):
                     raise
                 await asyncio.sleep(0.01 * (attempt + 1))
         return None
 
     async def _claim_once(self, step_run_id: str, override_input: dict[str, Any] | None) -> Claim | None:
+        if self.commits is not None and self.commits.running:
+            return await self.commits.run(lambda session: self._claim_in(session, step_run_id, override_input))
+        async with self.db.session_scope() as session:
+            return await self._claim_in(session, step_run_id, override_input)
+
+    async def _claim_in(
+        self, session: AsyncSession, step_run_id: str, override_input: dict[str, Any] | None
+    ) -> Claim | None:
         now = self.clock()
         lease = timedelta(seconds=self.settings.workflow_visibility_timeout_s)
-        async with self.db.session_scope() as session:
-            conn = await session.connection()
-            claimed = await conn.execute(
-                _CLAIM,
-                {
-                    "step_id": step_run_id,
-                    "now": now,
-                    "lease_expires_at": now + lease,
-                    "worker": self.worker_id,
-                },
-            )
-            row = claimed.mappings().first()
-            if row is None:
-                return None
-            step = state.step_from(dict(row))
-            run = await state.read_run(session, step.run_id)
-            assert run is not None
-            if run.status != RunStatus.RUNNING.value:
-                step.status = StepStatus.CANCELLED.value
-                step.finished_at = now
-                step.error = "not run: the run is no longer running"
-                await state.save_steps(session, [step])
-                return None
-            steps = [step if s.id == step.id else s for s in await state.load_steps(session, run.id)]
-            return await self._prepare(session, run, steps, step, override_input)
+        conn = await session.connection()
+        claimed = await conn.execute(
+            _CLAIM,
+            {
+                "step_id": step_run_id,
+                "now": now,
+                "lease_expires_at": now + lease,
+                "worker": self.worker_id,
+            },
+        )
+        row = claimed.mappings().first()
+        if row is None:
+            return None
+        step = state.step_from(dict(row))
+        run = await state.read_run(session, step.run_id)
+        assert run is not None
+        if run.status != RunStatus.RUNNING.value:
+            step.status = StepStatus.CANCELLED.value
+            step.finished_at = now
+            step.error = "not run: the run is no longer running"
+            await state.save_steps(session, [step])
+            return None
+        steps = [step if s.id == step.id else s for s in await state.load_steps(session, run.id)]
+        return await self._prepare(session, run, steps, step, override_input)
 
     async def _prepare(
         self,
@@ -352,8 +427,11 @@ class StepRunner:
         steps: list[StepState],
         step: StepState,
         override_input: dict[str, Any] | None,
+        *,
+        save: bool = True,
     ) -> Claim:
-        """A claimed step's inputs rendered and validated and its action checked by governance."""
+        """A claimed step's inputs rendered and validated and its action checked by governance
+        (`save=False`: the step's row is not written here, the caller inserts it)."""
         definition = await self.definition(session, run.workflow_id, run.version)
         spec = definition.step(step.step_key)
         timeout = min(spec.timeout or self.settings.workflow_job_timeout_s, self.settings.workflow_job_timeout_s)
@@ -391,7 +469,8 @@ class StepRunner:
                 claim.failure = (f"governance: {decision.reason}", decision.reason_code)
             return claim
         finally:
-            await state.save_steps(session, [step])
+            if save:
+                await state.save_steps(session, [step])
 
     async def _act(self, claim: Claim) -> Outcome:
         if claim.failure is not None:
@@ -496,7 +575,7 @@ class StepRunner:
                     settings=self.settings,
                 )
             if advance is not None and advance.claimed is not None and advance.run is not None:
-                following.append(await self._prepare_claimed(session, advance))
+                following.append(await self.prepare_claimed(session, advance))
             return advance
 
         advance = await self.transact(body)
@@ -505,12 +584,19 @@ class StepRunner:
             self._chains[advance.run.id] = machine.Known(advance.run, advance.steps)
         return following_claim
 
-    async def _prepare_claimed(self, session: AsyncSession, advance: machine.Advance) -> Claim | None:
-        """Prepare the step claimed with a completion; if that fails, hand it to the queue instead."""
+    def remember_chain(self, run: RunState, steps: list[StepState]) -> None:
+        """`run` and `steps` as the transaction that claimed one of its steps for this worker committed them."""
+        self._chains[run.id] = machine.Known(run, steps)
+
+    async def prepare_claimed(
+        self, session: AsyncSession, advance: machine.Advance, *, save: bool = True
+    ) -> Claim | None:
+        """Prepare the step claimed in `advance` (by a completion, or with its run: the webhook intake); if that
+        fails, hand it to the queue instead (None). `save=False`: the caller writes the step's row."""
         step, run = advance.claimed, advance.run
         assert step is not None and run is not None
         try:
-            return await self._prepare(session, run, advance.steps, step, None)
+            return await self._prepare(session, run, advance.steps, step, None, save=save)
         except DBAPIError:
             raise  # the transaction is lost: `transact` retries it whole
         except Exception:
@@ -519,12 +605,14 @@ class StepRunner:
             step.attempt -= 1
             step.started_at = step.lease_expires_at = step.worker = None
             step.input = None
-            await state.save_steps(session, [step])
+            if save:
+                await state.save_steps(session, [step])
+            advance.claimed = None
             advance.queued.append(machine.QueuedStep(step.id, run.id, step.dispatches))
             return None
 
 
-def _transient(exc: DBAPIError) -> bool:
+def is_transient(exc: DBAPIError) -> bool:
     if exc.connection_invalidated:  # the database restarted or dropped the connection: a fresh one will do
         return True
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()

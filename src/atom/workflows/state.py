@@ -139,12 +139,22 @@ async def load_steps(session: AsyncSession, run_id: str) -> list[StepState]:
 
 
 async def insert_run(session: AsyncSession, run: RunState, steps: list[StepState]) -> None:
+    await insert_runs(session, [(run, steps)])
+
+
+async def insert_runs(session: AsyncSession, runs: list[tuple[RunState, list[StepState]]]) -> None:
+    """Insert runs and their steps: two statements however many runs."""
+    if not runs:
+        return
     conn = await connection(session)
-    await conn.execute(insert(RUNS), [{name: getattr(run, name) for name in RUN_COLUMNS}])
-    await conn.execute(insert(STEPS), [{name: getattr(step, name) for name in STEP_COLUMNS} for step in steps])
-    run.loaded = {name: getattr(run, name) for name in RUN_COLUMNS}
-    for step in steps:
-        step.loaded = {name: getattr(step, name) for name in STEP_COLUMNS}
+    await conn.execute(insert(RUNS), [{name: getattr(run, name) for name in RUN_COLUMNS} for run, _ in runs])
+    await conn.execute(
+        insert(STEPS), [{name: getattr(step, name) for name in STEP_COLUMNS} for _, steps in runs for step in steps]
+    )
+    for run, steps in runs:
+        run.loaded = {name: getattr(run, name) for name in RUN_COLUMNS}
+        for step in steps:
+            step.loaded = {name: getattr(step, name) for name in STEP_COLUMNS}
 
 
 @lru_cache(maxsize=512)

@@ -17,16 +17,21 @@ import asyncio
 import contextlib
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.errors import AtomError, Conflict, InvalidInput, NotFound, Unauthorized, Unavailable
 from atom.observability.logging import get_logger
 from atom.security import secrets_store
 from atom.workflows import flows, service, signing
 from atom.workflows.definition import DEFAULT_RESPOND_TIMEOUT_S, RESPOND_STEP, RespondMode
-from atom.workflows.models import RunStatus, StepRun, StepStatus
+from atom.workflows.models import RunStatus, StepRun, StepStatus, Workflow, WorkflowTrigger
 from atom.workflows.runner import StepRunner
+from atom.workflows.state import StepState
+from atom.workflows.watch import Ended
 
 log = get_logger("atom.workflows")
 FORWARDED_HEADERS = ("content-type", "user-agent", "x-request-id", "x-github-event", "x-github-delivery")
@@ -56,6 +61,7 @@ class Accepted:
     result: flows.StartResult
     respond: RespondMode
     timeout_s: float
+    ended: asyncio.Future[Ended] | None = None  # respond: on_finish, registered before the run could end
 
 
 @dataclass(frozen=True)
@@ -122,31 +128,66 @@ def trigger_payload(runner: StepRunner, trigger_key: str, delivery: Delivery) ->
 
 
 async def receive(runner: StepRunner, delivery: Delivery) -> Accepted:
-    """Verify the delivery, record it once and start the workflow through the interceptor."""
+    """Verify the delivery, record it once and start the workflow through the interceptor.
+
+    A started embedded engine takes deliveries in batches (`intake.py`); otherwise each has its own
+    transactions (`receive_one`)."""
+    if runner.intake is not None:
+        accepted: Accepted = await runner.intake.receive(delivery)
+        return accepted
+    return await receive_one(runner, delivery)
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A webhook trigger that exists and is enabled, with its workflow and its secret in clear."""
+
+    workflow: Workflow
+    trigger: WorkflowTrigger
+    secret: str
+
+
+async def find_webhook(runner: StepRunner, session: AsyncSession, workflow_ref: str, trigger_key: str) -> Webhook:
+    """The webhook a delivery is addressed to: 404 when there is none (or it is disabled), 503 when
+    its secret is missing on this server."""
+    try:
+        workflow = await service.get_workflow(session=session, ref=workflow_ref)
+        trigger = await service.get_trigger(session=session, workflow_id=workflow.id, key=trigger_key)
+    except NotFound:
+        raise NotFound("No such webhook.", code="WEBHOOK_NOT_FOUND") from None
+    if trigger.kind != "webhook" or not trigger.enabled:
+        raise NotFound("No such webhook.", code="WEBHOOK_NOT_FOUND")
+    secret_name = str(trigger.config.get("secret"))
+    try:
+        secret = await secrets_store.reveal(session=session, cipher=runner.cipher, name=secret_name)
+    except NotFound:
+        log.error("webhook secret missing", trigger_id=trigger.id, secret=secret_name)
+        raise Unavailable("The webhook's secret is missing on this server.", code="WEBHOOK_SECRET_MISSING") from None
+    return Webhook(workflow, trigger, secret)
+
+
+def verify(webhook: Webhook, timestamp: str, delivery: Delivery, signature: str) -> None:
+    """401 unless the signature is the HMAC of the delivery with the webhook's secret."""
+    if not signing.verify(webhook.secret, timestamp, delivery.body, signature):
+        log.warning("webhook signature refused", trigger_id=webhook.trigger.id)
+        raise Unauthorized("The signature does not match.", code="WEBHOOK_BAD_SIGNATURE")
+
+
+def replayed() -> Conflict:
+    return Conflict("This delivery was already received (same signature).", code="WEBHOOK_REPLAYED")
+
+
+async def receive_one(runner: StepRunner, delivery: Delivery) -> Accepted:
+    """One delivery on its own: verification, fire, and the interceptor's start, each committed."""
     timestamp, signature = check_signed(runner, delivery.headers)
     async with runner.db.session_scope() as session:
-        try:
-            workflow = await service.get_workflow(session=session, ref=delivery.workflow_ref)
-            trigger = await service.get_trigger(session=session, workflow_id=workflow.id, key=delivery.trigger_key)
-        except NotFound:
-            raise NotFound("No such webhook.", code="WEBHOOK_NOT_FOUND") from None
-        if trigger.kind != "webhook" or not trigger.enabled:
-            raise NotFound("No such webhook.", code="WEBHOOK_NOT_FOUND")
-        secret_name = str(trigger.config.get("secret"))
-        try:
-            secret = await secrets_store.reveal(session=session, cipher=runner.cipher, name=secret_name)
-        except NotFound:
-            log.error("webhook secret missing", trigger_id=trigger.id, secret=secret_name)
-            raise Unavailable(
-                "The webhook's secret is missing on this server.", code="WEBHOOK_SECRET_MISSING"
-            ) from None
-        if not signing.verify(secret, timestamp, delivery.body, signature):
-            log.warning("webhook signature refused", trigger_id=trigger.id)
-            raise Unauthorized("The signature does not match.", code="WEBHOOK_BAD_SIGNATURE")
+        webhook = await find_webhook(runner, session, delivery.workflow_ref, delivery.trigger_key)
+    verify(webhook, timestamp, delivery, signature)
+    trigger = webhook.trigger
     payload = trigger_payload(runner, trigger.trigger_key, delivery)
     fire_id = await flows.claim_fire(runner, trigger.id, fire_key(signature))
     if fire_id is None:
-        raise Conflict("This delivery was already received (same signature).", code="WEBHOOK_REPLAYED")
+        raise replayed()
     result = await flows.fire_trigger(runner, trigger, fire_id, source="webhook", payload=payload)
     if result is None:
         raise Unavailable(
@@ -159,12 +200,24 @@ async def receive(runner: StepRunner, delivery: Delivery) -> Accepted:
 # --- respond: on_finish -------------------------------------------------------------------------
 
 
-def final_output(steps: list[StepRun]) -> Any:
+def final_output(steps: Sequence[StepRun | StepState]) -> Any:
     """The `respond` step's output when the workflow has one, else every succeeded step's output by id."""
     for step in steps:
         if step.step_key == RESPOND_STEP:
             return step.output
     return {s.step_key: s.output for s in steps if s.status == StepStatus.SUCCEEDED.value}
+
+
+def run_end(run_id: str, status: str, error: str | None, steps: Sequence[StepRun | StepState]) -> RunEnd:
+    failed = next((s for s in steps if s.status == StepStatus.FAILED.value), None)
+    return RunEnd(
+        run_id=run_id,
+        status=status,
+        output=final_output(steps) if status == RunStatus.SUCCEEDED.value else None,
+        error=error,
+        failed_step=failed.step_key if failed is not None else None,
+        error_code=failed.error_code if failed is not None else None,
+    )
 
 
 async def read_end(runner: StepRunner, run_id: str) -> RunEnd | None:
@@ -174,25 +227,29 @@ async def read_end(runner: StepRunner, run_id: str) -> RunEnd | None:
         if run.status == RunStatus.RUNNING.value:
             return None
         steps = await service.list_steps(session=session, run_id=run_id)
-    failed = next((s for s in steps if s.status == StepStatus.FAILED.value), None)
-    return RunEnd(
-        run_id=run.id,
-        status=run.status,
-        output=final_output(steps) if run.status == RunStatus.SUCCEEDED.value else None,
-        error=run.error,
-        failed_step=failed.step_key if failed is not None else None,
-        error_code=failed.error_code if failed is not None else None,
-    )
+    return run_end(run.id, run.status, run.error, steps)
 
 
-async def wait_for_end(runner: StepRunner, run_id: str, timeout_s: float) -> RunEnd | None:
-    """The run's end, or None if it is still running after `timeout_s`."""
-    with runner.watch.watching(run_id) as ended:
-        end = await read_end(runner, run_id)  # it may have ended before the watch began
+async def wait_for_end(
+    runner: StepRunner, run_id: str, timeout_s: float, ended: asyncio.Future[Ended] | None = None
+) -> RunEnd | None:
+    """The run's end, or None if it is still running after `timeout_s`.
+
+    `ended` is a wait registered before the run could end (the intake's); without one, the run is
+    looked at once after registering, in case it ended before."""
+    if ended is None:
+        ended = runner.watch.register(run_id)
+        end = await read_end(runner, run_id)
         if end is not None:
+            runner.watch.forget(run_id, ended)
             return end
+    try:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ended, timeout_s)
+            done = await asyncio.wait_for(asyncio.shield(ended), timeout_s)
+            if done.steps is not None:  # this process ended it: its steps as committed, nothing to read
+                return run_end(done.run_id, done.status, done.error, done.steps)
+    finally:
+        runner.watch.forget(run_id, ended)
     return await read_end(runner, run_id)  # looked at again: an end whose event was lost still counts
 
 
