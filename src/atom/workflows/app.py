@@ -5,7 +5,8 @@
   transactions go through one group committer (`commits.py`) and webhooks through the intake
   (`intake.py`);
 - queue executor: `atom-os serve` defers steps to the job queue for `atom-os worker` processes, each
-  of which starts an engine of its own; the scheduler runs in every process (each cron fire happens once across them).
+  of which starts an engine of its own with a group committer (`group_commit=True`: the steps a worker
+  runs at once share commits); the scheduler runs in every process (each cron fire happens once across them).
 """
 
 from __future__ import annotations
@@ -40,14 +41,22 @@ class Engine:
 _current: StepRunner | None = None
 
 
-async def start(runner: StepRunner, *, scheduler: bool | None = None, executors: Executors | None = None) -> Engine:
+async def start(
+    runner: StepRunner,
+    *,
+    scheduler: bool | None = None,
+    executors: Executors | None = None,
+    group_commit: bool | None = None,
+) -> Engine:
     """Start `runner`'s dispatcher, register its executor, listen for cancels, start the scheduler
     (default: ATOM_WORKFLOW_SCHEDULER_ENABLED), and make it the process's runner for the routes."""
     global _current
     runner.open()
-    if runner.settings.workflow_executor is WorkflowExecutorMode.EMBEDDED:
+    embedded = runner.settings.workflow_executor is WorkflowExecutorMode.EMBEDDED
+    if group_commit if group_commit is not None else embedded:
         runner.commits = GroupCommitter(runner.db, is_transient)
         await runner.commits.start()
+    if embedded:
         runner.intake = WebhookIntake(runner)
     await runner.dispatcher.start()
     engine = Engine(runner=runner, executors=executors or current_executors())

@@ -1,5 +1,6 @@
-"""Group commit for the embedded engine: one writer task runs the transactions many callers ask for
-together, in one database transaction, and answers each caller after that commit.
+"""Group commit for the engine (embedded, and each `atom-os worker`): one writer task runs the
+transactions many callers ask for together, in one database transaction, and answers each caller
+after that commit.
 
 A caller hands over a body (`async def body(session) -> T`, the same bodies `StepRunner.transact`
 runs); the writer takes every body waiting when it is free, runs them one after another on one session,
@@ -14,7 +15,10 @@ the whole batch again, a few times, before each caller is given the error.
 
 On SQLite the writer has a connection of its own that runs statements on the event loop
 (`db/inline.py`), begins every transaction with the write lock and checkpoints the WAL on a thread; on
-PostgreSQL it uses the process's pool.
+PostgreSQL it uses the process's pool. There, a batch holds the row locks of every run its bodies
+advanced until it commits, so two workers' batches can lock two runs in opposite orders (parallel
+branches of a run finishing on both): PostgreSQL ends one of them as a deadlock, which is transient,
+and that batch runs again.
 """
 
 from __future__ import annotations

@@ -207,7 +207,7 @@ class WorkflowWorker:
         set_bus(bus)
         main: asyncio.Task[None] | None = None
         try:
-            self._started = await workflows_app.start(self.runner, scheduler=self.options.scheduler)
+            self._started = await workflows_app.start(self.runner, scheduler=self.options.scheduler, group_commit=True)
             main = await self.consumer.start(self.run)
             settle_heap()
             log.info(
