@@ -45,9 +45,20 @@ def build_app(settings: Settings, *, pool_size: int) -> Any:
     import procrastinate
 
     connector = procrastinate.PsycopgConnector(
-        conninfo=conninfo(settings), min_size=1, max_size=pool_size, kwargs={"application_name": "atom-queue"}
+        conninfo=conninfo(settings),
+        min_size=1,
+        max_size=pool_size,
+        kwargs={"application_name": "atom-queue"},
+        configure=_autocommit,
     )
     return procrastinate.App(connector=connector)
+
+
+async def _autocommit(connection: Any) -> None:
+    """Each of Procrastinate's queries is one statement (a function call), its own transaction: without
+    autocommit psycopg would add a BEGIN and a COMMIT round trip to every fetch, finish and defer.
+    (A `kwargs` entry would clash with the autocommit Procrastinate gives its LISTEN connection.)"""
+    await connection.set_autocommit(True)
 
 
 class QueueDispatcher:

@@ -102,6 +102,7 @@ class Claim:
     params: Any
     timeout_s: float
     failure: tuple[str, str] | None = None  # (message, code): refused before acting, not retryable
+    known: machine.Known | None = None  # a delivery's claim: the run's rows as its transaction left them
 
 
 @dataclass
@@ -344,6 +345,8 @@ class StepRunner:
         started = time.monotonic()
         try:
             claim = await first_claim
+            if claim is not None and claim.known is not None:  # committed: its record need not read the run again
+                self._chains[claim.run.id] = claim.known
             while claim is not None:
                 current = claim.step.id
                 if holding is not None:
@@ -417,8 +420,12 @@ class StepRunner:
             step.error = "not run: the run is no longer running"
             await state.save_steps(session, [step])
             return None
+        # The run is read before its steps: a change committed between the two reads bumps the version
+        # this snapshot holds, so the record's `save_step_at` then finds it stale and reads the rows again.
         steps = [step if s.id == step.id else s for s in await state.load_steps(session, run.id)]
-        return await self._prepare(session, run, steps, step, override_input)
+        claim = await self._prepare(session, run, steps, step, override_input)
+        claim.known = machine.Known(run, steps)
+        return claim
 
     async def _prepare(
         self,
