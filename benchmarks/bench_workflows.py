@@ -11,8 +11,8 @@ the governance check, and the action itself), from the engine's own step timesta
   ATOM_TEST_POSTGRES_URL and ATOM_TEST_REDIS_URL): per-step overhead of runs one at a time; then a
   backlog of runs started together through the engine API (as `atom-os serve` defers them) while no
   worker runs, drained by two fresh workers: step executions/s from the first step's start to the last
-  step's end (target >= 400/s); then the CPU the workers and their database backends spend per step,
-  on a second backlog.
+  step's end (target >= 400/s), and the CPU the workers and their database backends spend per step
+  while draining; then that CPU again on a second backlog started while the workers idle.
 """
 
 from __future__ import annotations
@@ -322,7 +322,9 @@ async def scale_out(pg_server: str, redis_url: str, runs: int, concurrency: int,
                 batch = list(await asyncio.gather(*(start_run(engine, workflow_id) for _ in range(runs))))
                 start_rate = runs / (time.perf_counter() - started)
                 with workers(env, 2, concurrency, Path(tmp)) as procs:
+                    ready = await cpu_seconds(db, procs)  # the drain starts as the workers get ready
                     await done.wait(batch)
+                    drained = await cpu_seconds(db, procs)
                     # A second backlog, started while the same workers idle: the CPU they (and the database
                     # backends serving them) spend per step, which the machine's other load changes little.
                     before = await cpu_seconds(db, procs)
@@ -332,8 +334,8 @@ async def scale_out(pg_server: str, redis_url: str, runs: int, concurrency: int,
                 overhead = summary(step_overheads(await step_times(db, sequential)))
                 rate = executions_per_s(await step_times(db, batch))
                 steps = runs * STEPS
-                worker_ms = sum(v - before[0].get(p, 0.0) for p, v in after[0].items()) / steps * 1000
-                pg_ms = sum(v - before[1].get(p, 0.0) for p, v in after[1].items()) / steps * 1000
+                worker_ms, pg_ms = cpu_ms_per_step(before, after, steps)
+                drain_worker_ms, drain_pg_ms = cpu_ms_per_step(ready, drained, steps)
             finally:
                 await workflows_app.stop(engine_started)
                 await db.dispose()
@@ -349,6 +351,10 @@ async def scale_out(pg_server: str, redis_url: str, runs: int, concurrency: int,
     print_overheads(floor, txn, "per-step overhead (50 runs, one at a time)", overhead)
     print(f"API: {runs} runs started together: {start_rate:.1f} runs/s (each through the trigger interceptor)")
     print(f"2 workers drain those {runs} runs: {rate:.0f} step executions/s (first step start to last step end)")
+    print(
+        f"CPU per step while draining: workers {drain_worker_ms:.2f} ms + their PostgreSQL backends "
+        f"{drain_pg_ms:.2f} ms -> {2000 / (drain_worker_ms + drain_pg_ms):.0f} steps/s if 2 cores did only this"
+    )
     cpu_ms = worker_ms + pg_ms
     print(
         f"CPU per step: workers {worker_ms:.2f} ms + their PostgreSQL backends {pg_ms:.2f} ms = "
@@ -360,7 +366,17 @@ async def scale_out(pg_server: str, redis_url: str, runs: int, concurrency: int,
     return ok
 
 
-async def cpu_seconds(db: Database, procs: list[subprocess.Popen[bytes]]) -> tuple[dict[int, float], dict[int, float]]:
+CpuSeconds = tuple[dict[int, float], dict[int, float]]
+
+
+def cpu_ms_per_step(before: CpuSeconds, after: CpuSeconds, steps: int) -> tuple[float, float]:
+    """CPU ms per step of the workers and of their database backends between two `cpu_seconds`."""
+    workers_s = sum(v - before[0].get(p, 0.0) for p, v in after[0].items())
+    backends_s = sum(v - before[1].get(p, 0.0) for p, v in after[1].items())
+    return workers_s / steps * 1000, backends_s / steps * 1000
+
+
+async def cpu_seconds(db: Database, procs: list[subprocess.Popen[bytes]]) -> CpuSeconds:
     """CPU seconds used so far by each worker process and by each database backend serving one."""
     import psutil
 

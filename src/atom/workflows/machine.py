@@ -13,7 +13,7 @@ worker claimed to run next itself (`Advance.claimed`), and the events to publish
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -487,28 +487,64 @@ async def record_success(
     settings: Settings,
     claim_next: ClaimNext | None = None,
     known: Known | None = None,
+    prepare: Callable[[AsyncSession, Advance], Awaitable[None]] | None = None,
 ) -> Advance | None:
     """None when this attempt no longer owns the step (a redelivery took it over, or it was cancelled).
 
     With `claim_next`, one step this completion made ready is claimed for the caller in the same
-    transaction (`Advance.claimed`, with `Advance.run` and `Advance.steps` to prepare it): a chain of
-    steps then costs one transaction per step on one worker instead of a hand-over through the queue.
-    `known` is the caller's snapshot of the run as its last transaction on it committed it (`Known`).
+    transaction (`Advance.claimed`, with `Advance.run` and `Advance.steps`): a chain of steps then
+    costs one transaction per step on one worker instead of a hand-over through the queue. `prepare`
+    is awaited with the advance before it is written when it claimed a step (the caller renders that
+    step's input on it); it may be awaited twice when `known` proves stale.
+    `known` is the caller's snapshot of the run as its last transaction on it committed it (`Known`):
+    while it is current the rows are not read again, and the whole record is one statement
+    (`state.save_steps_at`): the run's lock, the step's conditional UPDATE and the claimed step's.
     """
+    owned: dict[str, Any] = {"status": StepStatus.RUNNING.value, "attempt": attempt}
 
     def succeed(step: StepState) -> None:
         step.output, step.logs, step.error, step.error_code = output, logs, None, None
         _finish_step(step, StepStatus.SUCCEEDED, now)
 
-    current = await _finish_owned(session, run_id, step_run_id, attempt, known, succeed)
+    # An approval made ready writes its proposal at once, which a stale snapshot must not have done.
+    if known is not None and known.alone(step_run_id) and not _has_approvals(definition):
+        run, steps = known.run, known.steps
+        held = next(s for s in steps if s.id == step_run_id)
+        succeed(held)
+        result = await _advance(session, run, definition, steps, claim_next, prepare, now=now, settings=settings)
+        if await state.save_steps_at(session, held, owned, run, [s for s in steps if s is not held]):
+            await state.save_run(session, run)
+            return result
+        # stale (another transaction locked the run, or the attempt was taken over): nothing was written
+    current = await _finish_owned(session, run_id, step_run_id, attempt, succeed)
     if current is None:
         return None
     run, steps = current
+    result = await _advance(session, run, definition, steps, claim_next, prepare, now=now, settings=settings)
+    await save(session, run, steps)
+    return result
+
+
+def _has_approvals(definition: WorkflowDefinition) -> bool:
+    return any(s.type is StepType.APPROVAL for s in definition.steps)
+
+
+async def _advance(
+    session: AsyncSession,
+    run: RunState,
+    definition: WorkflowDefinition,
+    steps: list[StepState],
+    claim_next: ClaimNext | None,
+    prepare: Callable[[AsyncSession, Advance], Awaitable[None]] | None,
+    *,
+    now: datetime,
+    settings: Settings,
+) -> Advance:
     result = await advance_run(session, run, definition, steps, now=now, settings=settings)
     if claim_next is not None:
         _claim_next(result, run, steps, claim_next, now)
-    # the claimed step is written by the caller once prepared (with its input): one UPDATE, not two
-    await save(session, run, [s for s in steps if s is not result.claimed])
+    if prepare is not None and result.claimed is not None:
+        await prepare(session, result)
     return result
 
 
@@ -517,21 +553,14 @@ async def _finish_owned(
     run_id: str,
     step_run_id: str,
     attempt: int,
-    known: Known | None,
     finish: Callable[[StepState], None],
 ) -> tuple[RunState, list[StepState]] | None:
     """Lock the run, read its steps and write `finish` on the step if this attempt still owns it.
 
     The claim of a redelivery does not lock the run: only the step's row says who owns the attempt,
-    so the step is written conditionally. With a `known` snapshot that is still current the steps are
-    not read again, and the run's lock is taken by the step's own UPDATE (`state.save_step_at`).
+    so the step is written conditionally.
     """
     owned: dict[str, Any] = {"status": StepStatus.RUNNING.value, "attempt": attempt}
-    if known is not None and known.alone(step_run_id):
-        held = next(s for s in known.steps if s.id == step_run_id)
-        finish(held)
-        if await state.save_step_at(session, held, owned, known.run):
-            return known.run, known.steps
     run = await lock_run(session, run_id)
     if run is None:
         return None
@@ -550,7 +579,7 @@ class Known:
     """A run and its steps as the caller's last transaction on the run committed them.
 
     They are still the rows' state if nobody locked the run since (every transition of a run's steps
-    but a claim locks it: `state.save_step_at` checks) and no step but the caller's own could have been
+    but a claim locks it: `state.save_steps_at` checks) and no step but the caller's own could have been
     claimed meanwhile (`alone`: none other is queued, running or waiting).
     """
 

@@ -532,6 +532,9 @@ class StepRunner:
         following: list[Claim | None] = []
         known = [k] if (k := self._chains.pop(claim.run.id, None)) is not None else []
 
+        async def prepare(session: AsyncSession, advance: machine.Advance) -> None:
+            following[:] = [await self.prepare_claimed(session, advance, save=False)]  # the record writes it
+
         async def body(session: AsyncSession) -> machine.Advance | None:
             following.clear()
             if outcome.ok:
@@ -547,6 +550,7 @@ class StepRunner:
                     settings=self.settings,
                     claim_next=claim_next,
                     known=known.pop() if known else None,  # a retried transaction reads the rows again
+                    prepare=prepare,
                 )
             else:
                 advance = await machine.record_failure(
@@ -581,8 +585,8 @@ class StepRunner:
                     source_id=claim.run.id,
                     settings=self.settings,
                 )
-            if advance is not None and advance.claimed is not None and advance.run is not None:
-                following.append(await self.prepare_claimed(session, advance))
+            if advance is None or advance.claimed is None:
+                following.clear()  # a claim prepared on a snapshot that proved stale
             return advance
 
         advance = await self.transact(body)

@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, Update, bindparam, insert, select, update
+from sqlalchemy import Select, Table, Update, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from atom.db.base import table_of
@@ -243,3 +243,55 @@ async def _save_step(
         return False
     step.loaded.update(changed)
     return True
+
+
+async def save_steps_at(
+    session: AsyncSession, step: StepState, expected: dict[str, Any], run: RunState, others: list[StepState]
+) -> bool:
+    """`save_step_at`, and with it the changes of `others` (steps of the same run) only if it applied.
+
+    On PostgreSQL this is one statement: the run's lock, the step's conditional UPDATE and the others'
+    UPDATEs as data-modifying CTEs, the others gated on the step's. On SQLite (no data-modifying CTEs)
+    the others follow in statements of their own.
+    """
+    if session.bind is not None and session.bind.dialect.name == "sqlite":
+        if not await save_step_at(session, step, expected, run):
+            return False
+        await save_steps(session, others)
+        return True
+    changed = changes(step, STEP_COLUMNS) or {"id": step.id}
+    following = [(other, delta) for other in others if (delta := changes(other, STEP_COLUMNS))]
+    params = {**_params(step, changed, expected), "_run_version": run.lock_version, "_run_id": run.id}
+    for index, (other, delta) in enumerate(following):
+        params.update({f"_o{index}{name}": value for name, value in _params(other, delta, {}).items()})
+    stmt = _chained_update(tuple(changed), tuple(expected), tuple(tuple(delta) for _, delta in following))
+    conn = await connection(session)
+    if (await conn.execute(stmt, params)).scalar() != 1:
+        return False
+    step.loaded.update(changed)
+    run.lock_version += 1
+    run.loaded["lock_version"] = run.lock_version
+    for other, delta in following:
+        other.loaded.update(delta)
+    return True
+
+
+@lru_cache(maxsize=256)
+def _chained_update(
+    columns: tuple[str, ...], expected: tuple[str, ...], others: tuple[tuple[str, ...], ...]
+) -> Select[Any]:
+    """`WITH locked_run AS (...), recorded AS (UPDATE the step ...), o0 AS (UPDATE another step ... WHERE
+    EXISTS (SELECT FROM recorded)), ... SELECT count(*) FROM recorded` (PostgreSQL), built once per shape."""
+    recorded = _update(STEPS, columns, expected, "lock").returning(STEPS.c.id).cte("recorded")
+    stmt = select(func.count()).select_from(recorded)
+    for index, names in enumerate(others):
+        prefix = f"_o{index}"
+        gated = (
+            update(STEPS)
+            .where(STEPS.c.id == bindparam(f"{prefix}_id"), exists(select(recorded.c.id)))
+            .values({name: bindparam(f"{prefix}_new_{name}", type_=STEPS.c[name].type) for name in names})
+            .returning(STEPS.c.id)
+            .cte(f"o{index}")
+        )
+        stmt = stmt.add_cte(gated)
+    return stmt
