@@ -111,20 +111,27 @@ async def test_of_two_steps_made_ready_one_goes_on_here_and_the_other_to_the_que
     assert len(queue.jobs) == 2
 
 
-CANCEL_AT_TWO = """
+def cancelling_at(step: str) -> str:
+    actions = {key: "noop, with: {n: 1}" for key in ("one", "two", "three")}
+    actions[step] = "test_cancel_own_run"
+    return f"""
 name: cancelled-midway
 agent: runner
 steps:
-  - {id: one, action: noop, with: {n: 1}}
-  - {id: two, needs: [one], action: test_cancel_own_run}
-  - {id: three, needs: [two], action: noop, with: {n: 3}}
+  - {{id: one, action: {actions["one"]}}}
+  - {{id: two, needs: [one], action: {actions["two"]}}}
+  - {{id: three, needs: [two], action: {actions["three"]}}}
 """
 
 
-async def test_a_run_cancelled_elsewhere_during_a_chained_step_stops_after_it(settings: Settings, db: Database) -> None:
-    """The chain's snapshot of the run is stale once another process locked the run: it reads it again.
+@pytest.mark.parametrize(("at", "after"), [("one", "two"), ("two", "three")])
+async def test_a_run_cancelled_elsewhere_during_a_step_stops_after_it(
+    settings: Settings, db: Database, at: str, after: str
+) -> None:
+    """The worker's snapshot of the run (from the delivery's claim at step one, from the chain at step
+    two) is stale once another process locked the run: the record reads the run again.
 
-    Step two's action cancels its own run in a transaction of its own and publishes nothing, as a
+    The step's action cancels its own run in a transaction of its own and publishes nothing, as a
     person cancelling through another server whose event has not arrived yet.
     """
     from pydantic import BaseModel
@@ -149,7 +156,7 @@ async def test_a_run_cancelled_elsewhere_during_a_chained_step_stops_after_it(se
     engine = StepRunner(db=db, settings=settings, dispatcher=queue, registry=registry)
     engine_started = await workflows_app.start(engine, scheduler=False)
     try:
-        started = await start(engine, await make_workflow(db, engine, CANCEL_AT_TWO))
+        started = await start(engine, await make_workflow(db, engine, cancelling_at(at)))
         assert started.run_id is not None
         await engine.run_step(queue.jobs[0].step_run_id)
     finally:
@@ -157,7 +164,7 @@ async def test_a_run_cancelled_elsewhere_during_a_chained_step_stops_after_it(se
 
     view = await load_run(db, started.run_id)
     assert view.status == "cancelled"
-    assert view.steps["two"].status == "succeeded"  # it ran; its completion is still recorded
-    assert view.steps["three"].status == "cancelled"
-    assert view.steps["three"].attempt == 0  # never claimed: the chain saw the cancel
+    assert view.steps[at].status == "succeeded"  # it ran; its completion is still recorded
+    assert view.steps[after].status == "cancelled"
+    assert view.steps[after].attempt == 0  # never claimed: the record saw the cancel
     assert len(queue.jobs) == 1
