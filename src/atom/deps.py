@@ -26,12 +26,12 @@ _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <api 
 _header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Or `X-API-Key: <api key>`")
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
