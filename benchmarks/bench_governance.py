@@ -1,5 +1,6 @@
 """Governance check speed. Issue 3 targets: cached check P99 <= 5 us and >= 1M checks/s on one core
-(floor: a plain dict lookup); POST /api/governance/check over HTTP, throughput and P99 (floor: bare ASGI app).
+(floor: a plain dict lookup); POST /api/governance/check over HTTP, throughput and P99 (floor: bare
+ASGI app on the same uvicorn, sent the same request, parsing its JSON, answering JSON of the same size).
 
 Two paths are measured, because only one of them is free of database work: an allowed read
 (complexity 1, cached: no audit record) and a decision that writes its audit record (every other
@@ -171,16 +172,19 @@ async def hammer(
 
 
 async def over_http(requests: int, concurrency: int) -> None:
-    with bare_server() as bare:
-        bare_rate, bare_lat = await hammer(f"{bare}/", requests, concurrency, {"x": "y"}, {})
     with atom_server() as (base, key):
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient() as client:
             agent = (
                 await client.post(f"{base}/api/agents", json={"name": "bench", "confidence": 0.95}, headers=headers)
             ).json()
-        body = {"agent_id": agent["id"], "action": ACTION}
+            body = {"agent_id": agent["id"], "action": ACTION}
+            answer = await client.post(f"{base}/api/governance/check", json=body, headers=headers)
         rate, lat = await hammer(f"{base}/api/governance/check", requests, concurrency, body, headers)
+    # The floor gets the same request (body and headers) and parses it, and answers JSON of the same size.
+    floor_headers = {**headers, "x-floor-response-bytes": str(len(answer.content))}
+    with bare_server() as bare:
+        bare_rate, bare_lat = await hammer(f"{bare}/", requests, concurrency, body, floor_headers)
     print(f"\nPOST /api/governance/check over HTTP, {requests} requests, {concurrency} concurrent (server: 1 process)")
     print(f"{'server':<16}{'req/s':>10}{'P50 ms':>9}{'P99 ms':>9}")
     for name, r, latencies in (("bare ASGI app", bare_rate, bare_lat), ("atom", rate, lat)):

@@ -68,6 +68,26 @@ async def test_every_operation_documents_its_error_answers_with_the_error_body(c
     assert "409" not in agent and "413" not in agent  # a read neither conflicts nor takes a body
 
 
+async def test_every_api_operation_names_the_api_key_schemes_and_no_other_does(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`Authorization: Bearer <api key>`",
+    }
+    assert schemes["APIKeyHeader"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "Or `X-API-Key: <api key>`",
+    }
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            expected = [{"HTTPBearer": []}, {"APIKeyHeader": []}] if path.startswith("/api") else None
+            assert operation.get("security") == expected, (method, path)
+
+
 async def test_a_405_lists_every_method_of_the_path_in_allow(client: httpx.AsyncClient) -> None:
     document = (await client.get("/openapi.json")).json()
     for path in ("/api/workflows/{ref}", "/api/agents/{agent_id}", "/api/workflows"):

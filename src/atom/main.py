@@ -17,6 +17,7 @@ from atom.api import include_api_routers
 from atom.chat import routing as chat_routing
 from atom.config import Settings
 from atom.db.session import Database
+from atom.deps import API_KEY_SCHEMES
 from atom.errors import AtomError, error_body
 from atom.events.bus import build_bus, reset_bus, set_bus
 from atom.governance.cache import decision_cache
@@ -170,7 +171,7 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
     database_url = db.engine.url if db is not None else settings.resolved_database_url
     principal_cache.configure(ttl_s=settings.auth_cache_ttl_s, database_url=database_url)
     install_error_handlers(app)
-    openapi.install(app)  # every operation's error answers, with the error body's schema
+    openapi.install(app, api_security=API_KEY_SCHEMES)  # every operation's error answers; the key under /api
     app.add_middleware(EdgeValidationMiddleware)  # inside the request context: its 422s are counted and logged
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health_router)

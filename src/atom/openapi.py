@@ -6,14 +6,18 @@ route: 422 everywhere (the edge refuses control characters in any path or query)
 everywhere; under `/api`, 401 (no or a bad key), 403 (role), 404 (a resource named in the path or
 body), 503 (a dependency down or not configured); 409 on writes; 413 where a body is read; the
 signed webhooks (`/hooks`) answer 401, 404, 409, 413, 502 (`respond: on_finish`: the run failed) and
-503. FastAPI's own 422 shape is replaced by ours, because ours is what is sent.
+503. FastAPI's own 422 shape is replaced by ours, because ours is what is sent. Every `/api`
+operation names the API key schemes (a bearer token or `X-API-Key`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.security.base import SecurityBase
 from pydantic import BaseModel, Field
 
 
@@ -78,13 +82,34 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def install(app: FastAPI) -> None:
-    """Serve the document with the error answers (FastAPI builds and caches it on first use)."""
+def document_api_security(schema: dict[str, Any], schemes: Sequence[SecurityBase]) -> dict[str, Any]:
+    """Every `/api` operation accepts any one of `schemes` (in place; returned). Authentication is
+    attached to every /api router in one place (`atom.api`) and reads the key itself, so FastAPI
+    sees no security dependency to document."""
+    if not schemes:
+        return schema
+    components = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    for scheme in schemes:
+        components[scheme.scheme_name] = jsonable_encoder(scheme.model, by_alias=True, exclude_none=True)
+    requirement: list[dict[str, list[str]]] = [{scheme.scheme_name: []} for scheme in schemes]
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith("/api"):
+            continue
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["security"] = [dict(entry) for entry in requirement]
+    return schema
+
+
+def install(app: FastAPI, *, api_security: Sequence[SecurityBase] = ()) -> None:
+    """Serve the document with the error answers and the API key schemes (FastAPI builds and caches
+    it on first use)."""
 
     def openapi() -> dict[str, Any]:
         schema = FastAPI.openapi(app)
         if "ErrorBody" not in schema.get("components", {}).get("schemas", {}):
             document_errors(schema)
+            document_api_security(schema, api_security)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -245,6 +245,27 @@ async def test_budget_refuses_a_call_that_would_exceed_it(
     assert missing.status_code == 404
 
 
+async def test_a_monthly_budget_alone_refuses_a_call_that_would_exceed_it(
+    client: httpx.AsyncClient, admin: UserWithKey, settings: Settings, db: Database, openai_server: OpenAIServer
+) -> None:
+    agent = await make_agent(db, settings, MaturityLevel.INTERN)
+    await add(client, admin, provider_body("primary", openai_server, OPENAI_KEY))
+    budget = await client.put(f"/api/llm/budgets/{agent.id}", json={"monthly_usd": "0.04"}, headers=admin.headers)
+    assert budget.status_code == 200 and budget.json()["daily_usd"] is None
+    gateway = LLMGateway(db, settings)
+    try:
+        llm = await gateway.client(agent_id=agent.id)
+        openai_server.queue(text_reply("first", usage=(12, 7)))  # costs 0.026
+        assert [e async for e in llm.stream(HELLO, max_tokens=5)]
+        with pytest.raises(BudgetExceeded) as caught:
+            [e async for e in llm.stream(HELLO, max_tokens=5)]
+    finally:
+        await gateway.aclose()
+    assert len(openai_server.requests) == 1
+    assert "monthly LLM budget" in caught.value.message
+    assert Decimal(caught.value.details["spent_usd"]) == Decimal("0.026")
+
+
 async def test_no_provider_configured_says_how_to_add_one(settings: Settings, db: Database) -> None:
     gateway = LLMGateway(db, settings)
     with pytest.raises(NoProviderConfigured) as caught:

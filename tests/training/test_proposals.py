@@ -304,3 +304,38 @@ async def test_two_sessions_racing_on_the_claim(
         assert (
             await s.execute(text("SELECT status FROM agent_proposals WHERE id = :i"), {"i": proposal_id})
         ).scalar() == "executed"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_reading_a_proposal_takes_no_write_lock(
+    client: httpx.AsyncClient, approver: UserWithKey, db: Database, settings: Settings
+) -> None:
+    """Expiry is applied on read only when something is due: a page view is no writer (SQLite's write lock
+    lasts to the commit, and every other writer of the process would wait for it)."""
+    import sqlite3
+
+    from atom.training import proposals
+
+    _, proposal_id = await _propose(client, approver, db, settings)
+
+    def lock_is_free() -> bool:
+        conn = sqlite3.connect(settings.data_dir / "atom.db", timeout=0, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+
+    async with db.session_scope() as s:
+        assert (await proposals.get(session=s, proposal_id=proposal_id)).status == "pending"
+        assert lock_is_free()
+        await s.execute(
+            update(AgentProposal)
+            .where(AgentProposal.id == proposal_id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    async with db.session_scope() as s:
+        assert (await proposals.get(session=s, proposal_id=proposal_id)).status == "expired"  # still expired on read

@@ -40,6 +40,9 @@ def build_server(settings: Settings) -> uvicorn.Server:
         host=settings.host,
         port=settings.port,
         log_config=None,  # our structlog set-up owns logging
+        # Our middleware logs each request with its id; uvicorn's access line (dropped at WARNING by our
+        # set-up) would otherwise still be formatted for every response.
+        access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=30,
         proxy_headers=False,

@@ -69,4 +69,4 @@ async def check(body: CheckRequest, principal: OperatorDep, session: SessionDep,
     decision = await service.check(
         session=session, agent_id=body.agent_id, action=body.action, context=context, settings=settings
     )
-    return DecisionRead(**decision.as_dict())
+    return DecisionRead.model_validate(decision, from_attributes=True)  # read off the dataclass: no deep copy

@@ -400,15 +400,21 @@ async def _spent(session: AsyncSession, agent_id: str, since_day: str) -> Decima
     return Decimal(str(value or 0))
 
 
-async def budget_state(*, session: AsyncSession, settings: Settings, agent_id: str) -> BudgetState:
-    day = today()
+async def _limits(
+    session: AsyncSession, settings: Settings, agent_id: str
+) -> tuple[Decimal | None, Decimal | None, str]:
+    """(daily, monthly, source) of the agent's budget: its own, else the default daily one, else none."""
     row = await session.get(LLMBudget, agent_id)
     if row is not None:
-        daily, monthly, source = row.daily_usd, row.monthly_usd, "agent"
-    elif settings.llm_default_daily_budget_usd is not None:
-        daily, monthly, source = Decimal(str(settings.llm_default_daily_budget_usd)), None, "default"
-    else:
-        daily, monthly, source = None, None, "none"
+        return row.daily_usd, row.monthly_usd, "agent"
+    if settings.llm_default_daily_budget_usd is not None:
+        return Decimal(str(settings.llm_default_daily_budget_usd)), None, "default"
+    return None, None, "none"
+
+
+async def budget_state(*, session: AsyncSession, settings: Settings, agent_id: str) -> BudgetState:
+    day = today()
+    daily, monthly, source = await _limits(session, settings, agent_id)
     return BudgetState(
         agent_id=agent_id,
         daily_usd=daily,
@@ -477,17 +483,16 @@ async def check_budget(
     The worst case is the estimated input tokens plus `max_output_tokens` at the model's price (an
     unpriced model counts as 0, so only a budget already spent refuses it). Returns that estimate.
     """
-    state = await budget_state(session=session, settings=settings, agent_id=agent_id)
-    if state.daily_usd is None and state.monthly_usd is None:
-        return None
+    daily, monthly, _source = await _limits(session, settings, agent_id)
+    if daily is None and monthly is None:
+        return None  # nothing to check: the spend (a sum over the agent's usage rows) is not read
     estimate = cost.cost_usd(model, Usage(input_tokens, max_output_tokens, estimated=True), settings.llm_prices)
     worst = estimate or Decimal(0)
-    for period, limit, spent in (
-        ("daily", state.daily_usd, state.spent_today_usd),
-        ("monthly", state.monthly_usd, state.spent_month_usd),
-    ):
+    day = today()
+    for period, limit, since_day in (("daily", daily, day), ("monthly", monthly, day[:8] + "01")):
         if limit is None:
             continue
+        spent = await _spent(session, agent_id, since_day)
         if spent >= limit or spent + worst > limit:
             raise BudgetExceeded(
                 f"The agent's {period} LLM budget of {_usd(limit)} would be exceeded: {_usd(spent)} spent, "

@@ -104,6 +104,7 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
     vectors: dict[int, Vectors] = dict(zip(wanted, embedded, strict=True))
     touched: dict[str, Episode] = {}
     created: dict[str, list[str]] = {}  # episodes made here -> their segments' contents
+    added: dict[str, list[str]] = {}  # episodes that were there -> the contents of their segments added here
     for n, event in enumerate(ordered):
         episode = current[event.agent_id]
         state = None
@@ -124,6 +125,8 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
                 ended_at=event.at,
                 segment_count=0,
                 last_vector=None,
+                status=EpisodeStatus.ACTIVE.value,  # read for its vector before the row is flushed
+                closed=False,
             )
             session.add(episode)
             current[event.agent_id] = episode
@@ -139,8 +142,7 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
                 seq=episode.segment_count,
             )
         )
-        if episode.id in created:
-            created[episode.id].append(event.text[:SEGMENT_LIMIT])
+        (created if episode.id in created else added).setdefault(episode.id, []).append(event.text[:SEGMENT_LIMIT])
         episode.segment_count += 1
         episode.ended_at = max(episode.ended_at, event.at)
         episode.closed = episode.closed or event.completes_task
@@ -149,9 +151,8 @@ async def record_events(*, session: AsyncSession, memory: Memory, events: Sequen
         if episode.user_id is None and event.user_id is not None:
             episode.user_id = event.user_id
         touched[episode.id] = episode
-    await session.flush()
     episodes = list(touched.values())
-    await index(session=session, memory=memory, episodes=episodes, new=created)
+    await index(session=session, memory=memory, episodes=episodes, new=created, added=added)
     return episodes
 
 
@@ -161,29 +162,42 @@ async def index(
     memory: Memory,
     episodes: Sequence[Episode],
     new: Mapping[str, Sequence[str]] | None = None,
+    added: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
     """(Re)embed episodes from their segments and write their vectors. `new`: episodes created in this
     transaction (no vector yet) with their segments' contents: appended to the cold store without a
-    lookup, their segments not read back.
+    lookup, their segments not read back. `added`: segments added in this transaction to episodes that
+    were there, not flushed yet.
 
-    Rows are updated with Core statements (an episode deleted meanwhile updates nothing, raises nothing).
+    The embedding and the vector store's writes come before this transaction writes anything: on SQLite
+    the first write takes the database's write lock until the commit, and a model run or the store's
+    file writes under it would hold up every other writer (past their busy timeout on a loaded machine).
+    An episode whose rows then fail to commit leaves a vector that no search returns (hits are read
+    back from the episodes table). Rows are updated with Core statements (an episode deleted meanwhile
+    updates nothing, raises nothing).
     """
     if not episodes:
         return
-    new = new or {}
-    texts = [episode_text(e.title, new[e.id] if e.id in new else await _segment_texts(session, e.id)) for e in episodes]
-    vectors = await memory.embedder.embed(texts)
-    model_id = memory.embedder.model_id
-    for episode, text in zip(episodes, texts, strict=True):
+    new, added = new or {}, added or {}
+    with session.no_autoflush:  # reading segments must not flush this transaction's pending rows yet
+        texts = [
+            episode_text(
+                e.title, new[e.id] if e.id in new else [*await _segment_texts(session, e.id), *added.get(e.id, ())]
+            )
+            for e in episodes
+        ]
+        vectors = await memory.embedder.embed(texts)
+        model_id = memory.embedder.model_id
+        rows = [
+            VectorRow(e.id, e.agent_id, e.ended_at, e.status, model_id, t, v)
+            for e, t, v in zip(episodes, texts, vectors, strict=True)
+        ]
+        await memory.store.insert([r for r in rows if r.id in new])
+        await memory.store.upsert([r for r in rows if r.id not in new])
+    for episode, text in zip(episodes, texts, strict=True):  # the first write: pending rows are flushed with it
         await session.execute(update(Episode).where(Episode.id == episode.id).values(text=text, model_id=model_id))
         set_committed_value(episode, "text", text)
         set_committed_value(episode, "model_id", model_id)
-    rows = [
-        VectorRow(e.id, e.agent_id, e.ended_at, e.status, model_id, t, v)
-        for e, t, v in zip(episodes, texts, vectors, strict=True)
-    ]
-    await memory.store.insert([r for r in rows if r.id in new])
-    await memory.store.upsert([r for r in rows if r.id not in new])
 
 
 # --- reading ---------------------------------------------------------------------------------

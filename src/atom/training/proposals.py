@@ -73,12 +73,14 @@ async def create(
 
 
 async def expire_due(*, session: AsyncSession) -> int:
-    """Mark every pending proposal past its expiry as expired (also done lazily on every read)."""
-    result = await session.execute(
-        update(AgentProposal)
-        .where(AgentProposal.status == ProposalStatus.PENDING.value, AgentProposal.expires_at <= utcnow())
-        .values(status=ProposalStatus.EXPIRED.value)
-    )
+    """Mark every pending proposal past its expiry as expired (also done lazily on every read).
+
+    Looked for first: on SQLite an UPDATE takes the database's write lock to the end of the transaction
+    even when it matches nothing, and every read of a proposal (a page view) would then be a writer."""
+    due = (AgentProposal.status == ProposalStatus.PENDING.value, AgentProposal.expires_at <= utcnow())
+    if await session.scalar(select(AgentProposal.id).where(*due).limit(1)) is None:
+        return 0
+    result = await session.execute(update(AgentProposal).where(*due).values(status=ProposalStatus.EXPIRED.value))
     return rows_affected(result)
 
 
