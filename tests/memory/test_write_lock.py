@@ -4,12 +4,11 @@ On SQLite a transaction's first write takes the database's write lock until its 
 (a model run) or the vector store's file writes under that lock made every other writer of the
 process wait, past their busy timeout on a loaded machine ("database is locked" on a chat start).
 An embedder and a vector store that, each time they are called, try to take the write lock from a
-connection of their own (without waiting) show whether the ingestion holds it then.
+connection of their own show whether the ingestion holds it then.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from atom.memory.embedding import Embedder, Vectors
 from atom.memory.runtime import Memory
 from atom.memory.vectors import VectorRow, VectorStore
 from tests.support.agents import make_agent
+from tests.support.sqlite_lock import write_lock_is_free
 
 
 @dataclass
@@ -32,16 +32,8 @@ class LockProbe:
     path: Path
     seen: list[tuple[str, bool]] = field(default_factory=list)  # (where, the write lock was free)
 
-    def check(self, where: str) -> None:
-        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
-            self.seen.append((where, True))
-        except sqlite3.OperationalError:
-            self.seen.append((where, False))
-        finally:
-            conn.close()
+    async def check(self, where: str) -> None:
+        self.seen.append((where, await write_lock_is_free(self.path)))
 
 
 @dataclass
@@ -58,7 +50,7 @@ class ProbedEmbedder:
         return self.inner.dim
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
-        self.probe.check("embed")
+        await self.probe.check("embed")
         return await self.inner.embed(texts)
 
 
@@ -66,11 +58,11 @@ class ProbedStore(VectorStore):
     probe: LockProbe
 
     async def insert(self, rows: Sequence[VectorRow]) -> None:
-        self.probe.check("insert")
+        await self.probe.check("insert")
         await super().insert(rows)
 
     async def upsert(self, rows: Sequence[VectorRow]) -> None:
-        self.probe.check("upsert")
+        await self.probe.check("upsert")
         await super().upsert(rows)
 
 

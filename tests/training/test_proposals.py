@@ -15,9 +15,11 @@ from atom.db.base import utcnow
 from atom.db.session import Database
 from atom.governance.maturity import MaturityLevel
 from atom.security.models import Role
+from atom.training import proposals
 from atom.training.models import AgentProposal
 from tests.conftest import MakeUser, UserWithKey
 from tests.support.agents import make_agent
+from tests.support.sqlite_lock import write_lock_is_free
 from tests.training.conftest import SideEffects
 
 PLAN = {
@@ -312,26 +314,11 @@ async def test_reading_a_proposal_takes_no_write_lock(
 ) -> None:
     """Expiry is applied on read only when something is due: a page view is no writer (SQLite's write lock
     lasts to the commit, and every other writer of the process would wait for it)."""
-    import sqlite3
-
-    from atom.training import proposals
-
     _, proposal_id = await _propose(client, approver, db, settings)
-
-    def lock_is_free() -> bool:
-        conn = sqlite3.connect(settings.data_dir / "atom.db", timeout=0, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
-            return True
-        except sqlite3.OperationalError:
-            return False
-        finally:
-            conn.close()
 
     async with db.session_scope() as s:
         assert (await proposals.get(session=s, proposal_id=proposal_id)).status == "pending"
-        assert lock_is_free()
+        assert await write_lock_is_free(settings.data_dir / "atom.db")
         await s.execute(
             update(AgentProposal)
             .where(AgentProposal.id == proposal_id)
