@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,7 @@ class GroupCommitter:
                 job.done.set_exception(RuntimeError("the workflow engine stopped"))
         self._pending = []
         if self._checkpoint is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # a failure is logged by _report_checkpoint
                 await self._checkpoint
         if self._engine is not None:
             await self._engine.dispose()
@@ -171,13 +172,21 @@ class GroupCommitter:
         if due and (self._checkpoint is None or self._checkpoint.done()):
             assert self._path is not None
             self._checkpoint = asyncio.create_task(asyncio.to_thread(_checkpoint, self._path))
+            self._checkpoint.add_done_callback(_report_checkpoint)
 
 
 def _checkpoint(path: Path) -> None:
     try:
         inline.checkpoint(path)
-    except Exception:  # a busy checkpoint is tried again after the next commits
-        log.debug("WAL checkpoint skipped", exc_info=True)
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        log.debug("WAL checkpoint skipped: the database is busy; tried again after the next commits")
+
+
+def _report_checkpoint(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("WAL checkpoint failed", exc_info=task.exception())
 
 
 def _settle(job: _Job, *, result: Any = None, exc: BaseException | None = None) -> None:

@@ -67,6 +67,11 @@ class PlannedStart:
     trigger: interceptor.TriggerInfo
 
 
+def workflow_agent_id(runner: StepRunner, version: WorkflowVersion) -> str | None:
+    """The agent a version's steps run as, unless a step names its own: the workflow's, else the default."""
+    return version.agent_ids.get("") or runner.settings.default_agent_id
+
+
 def plan_start(
     runner: StepRunner,
     *,
@@ -83,7 +88,7 @@ def plan_start(
 ) -> PlannedStart:
     """The workflow's inputs checked, its agent resolved (422 when none) and the plan built."""
     resolved = service.require_inputs(definition, inputs)
-    agent_id = version.agent_ids.get("") or runner.settings.default_agent_id
+    agent_id = workflow_agent_id(runner, version)
     if not agent_id:
         raise InvalidInput(
             f"Workflow {workflow.name!r} names no agent and ATOM_DEFAULT_AGENT_ID is not set.",

@@ -226,7 +226,7 @@ class WebhookIntake:
         runs: list[tuple[RunState, list[StepState]]] = []
         # The agents of the batch, held: the session's identity map keeps only objects someone holds, so
         # the interceptor's read of each delivery's agent is then answered without a query.
-        agent_ids = {agent_id for _, t, _ in verified if (agent_id := self._agent_id(t)) is not None}
+        agent_ids = {a for _, t, _ in verified if (a := flows.workflow_agent_id(self.runner, t.version)) is not None}
         agents = [await agents_service.find_agent(session=session, agent_id=agent_id) for agent_id in agent_ids]
         for item, target, payload in verified:
             fire_id = fires.pop((target.webhook.trigger.id, webhooks.fire_key(item.signature)), None)
@@ -256,9 +256,6 @@ class WebhookIntake:
             await (await session.connection()).execute(_FINISH_FIRE, finished)
         del agents
         return batch
-
-    def _agent_id(self, target: _Target) -> str | None:
-        return target.version.agent_ids.get("") or self.runner.settings.default_agent_id  # as `flows.plan_start`
 
     async def _target(self, session: AsyncSession, workflow_ref: str, trigger_key: str) -> _Target | AtomError:
         """The webhook's rows, read again only when they changed since the last batch (`_Stamp`)."""
