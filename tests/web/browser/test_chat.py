@@ -71,7 +71,10 @@ async def test_tokens_stream_in_and_an_interns_call_becomes_a_linked_proposal(
 
     # History: the conversation is listed and reopening it shows what was said.
     await page.goto("/chat")
-    await page.get_by_role("link", name="Chat with lead").click()
+    history = page.get_by_role("link", name="Chat with lead")
+    history_href = await history.get_attribute("href")
+    await history.click()
+    await page.wait_for_url(f"{live_url}{history_href}")  # the messages are read from the reopened page
     assert await page.locator(".msg-user .text").all_text_contents() == ["hello", "ask junior for 6*7"]
     assert await page.locator(".msg-assistant .text strong").first.text_content() == "Hello"
     assert intern_id
