@@ -1,6 +1,6 @@
-"""Trigger interceptor speed. Issue 3 target: the routing decision including its database write
-(blocked-trigger record, proposal or supervision session, audit entry, commit) P99 < 2 ms on SQLite and
-PostgreSQL. Floor: a bare single-row INSERT + commit on the same database, measured in the same run.
+"""Trigger interceptor speed. Target (issue 13, which relaxed issue 3's 2 ms): the routing decision
+including its database writes (blocked-trigger record, proposal or supervision session, audit entries,
+commit) P99 < 5 ms on SQLite and PostgreSQL. Floor: a bare single-row INSERT + commit on the same database, measured in the same run.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from atom.training.plan import Plan
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 LEVEL_CONFIDENCE = {"STUDENT": 0.3, "INTERN": 0.6, "SUPERVISED": 0.8, "AUTONOMOUS": 0.95}
+TARGET_P99_MS = 5.0
 PLAN = Plan.model_validate({"steps": [{"action": "get_current_time", "params": {}}]})
 
 
@@ -90,8 +91,8 @@ def report(backend: str, rows: list[tuple[str, dict[str, float]]]) -> bool:
     # The target covers the routing decision; the AUTONOMOUS row also runs its one-step plan.
     routing = [s for name, s in rows[1:] if not name.startswith("AUTONOMOUS")]
     worst = max(s["p99"] for s in routing)
-    ok = worst < 2.0
-    print(f"target routing P99 < 2 ms: worst {worst:.3f} ms {verdict(ok)}")
+    ok = worst < TARGET_P99_MS
+    print(f"target routing P99 < {TARGET_P99_MS:g} ms: worst {worst:.3f} ms {verdict(ok)}")
     return ok
 
 

@@ -66,7 +66,9 @@ async def intercept(
 ) -> RoutingResult:
     get_executor(trigger.executor)  # an unknown executor is refused before anything is recorded
     async with db.session_scope() as session:
+        audit.defer_writes(session)  # the routing's audit records (proposal, route): one INSERT, one head move
         result = await decide(session=session, settings=settings, agent_id=agent_id, trigger=trigger, plan=plan)
+        await audit.write_deferred(session)
     return await follow_up(db=db, settings=settings, agent_id=agent_id, trigger=trigger, plan=plan, result=result)
 
 
