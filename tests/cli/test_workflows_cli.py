@@ -19,6 +19,7 @@ from atom.security.models import Role
 from tests.conftest import MakeUser
 from tests.support.agents import make_agent
 from tests.support.live_server import serving
+from tests.workflows.conftest import put_secret
 
 runner = CliRunner()
 
@@ -66,6 +67,18 @@ steps:
     action: noop
 """
 
+HOOKED = """\
+name: hooked-on-a-rather-long-workflow-name
+agent: cli-bot
+steps:
+  - id: take
+    action: noop
+triggers:
+  - id: from_the_supplier_portal
+    type: webhook
+    secret: supplier_portal_hook
+"""
+
 APPROVAL = """\
 name: signoff
 agent: cli-bot
@@ -90,9 +103,9 @@ def run_line(out: str) -> str:
     return next((line for line in out.splitlines() if line.startswith("run ")), "")
 
 
-async def wf(url: str, key: str, *args: str) -> tuple[int, str]:
+async def wf(url: str, key: str, *args: str, columns: int = 200) -> tuple[int, str]:
     """`atom-os workflows ARGS --url URL` with ATOM_API_KEY; runs in a thread (the server runs in this loop)."""
-    env = {"ATOM_API_KEY": key, "COLUMNS": "200", "ATOM_LOG_FORMAT": "json"}
+    env = {"ATOM_API_KEY": key, "COLUMNS": str(columns), "ATOM_LOG_FORMAT": "json"}
 
     def call() -> tuple[int, str]:
         result = runner.invoke(cli, ["workflows", *args, "--url", url], env=env)
@@ -208,3 +221,21 @@ async def test_a_failing_run_exits_non_zero_and_approvals_are_decided_from_the_c
     assert code == 1 and "WORKFLOW_NOT_FOUND" in out
     code, out = await wf(server, "atom_not-a-key", "list")
     assert code == 1 and "401" in out
+
+
+async def test_show_prints_a_webhook_url_whole_on_one_line_on_a_narrow_output(
+    server: str, settings: Settings, db: Database, make_user: MakeUser, tmp_path: Path
+) -> None:
+    await make_agent(db, settings, MaturityLevel.AUTONOMOUS, name="cli-bot")
+    operator = await make_user(Role.OPERATOR)
+    await put_secret(db, settings, "supplier_portal_hook", "a-signing-secret-for-the-portal")
+    hooked = tmp_path / "hooked.yaml"
+    hooked.write_text(HOOKED)
+    code, out = await wf(server, operator.key, "create", str(hooked))
+    assert code == 0, out
+    code, out = await wf(server, operator.key, "show", "hooked-on-a-rather-long-workflow-name", columns=60)
+    assert code == 0, out
+    line = next(line for line in out.splitlines() if line.startswith("webhook from_the_supplier_portal: POST "))
+    url = line.split("POST ", 1)[1].strip()
+    assert url.startswith(server) and url.endswith("/from_the_supplier_portal") and len(url) > 60
+    assert "secret supplier_portal_hook" in out

@@ -226,12 +226,14 @@ def _show_detail(detail: dict[str, Any], base_url: str) -> None:
         console.print("triggers: manual only")
         return
     table = Table("trigger", "kind", "enabled", "details", "next fire times")
+    webhook_urls: list[str] = []
     for t in triggers:
         config = t.get("config") or {}
         if t["kind"] == "schedule":
             what = f"{config.get('cron')} {config.get('timezone', 'UTC')} missed={config.get('missed', 'skip')}"
         elif t["kind"] == "webhook":
-            what = f"POST {base_url}{t.get('webhook_path')} (secret {config.get('secret')})"
+            what = f"secret {config.get('secret')}, URL below"
+            webhook_urls.append(f"webhook {t['trigger_key']}: POST {base_url}{t.get('webhook_path')}")
         else:
             what = f"event {config.get('event')}" + (
                 f" filter {json.dumps(config['filter'])}" if config.get("filter") else ""
@@ -239,6 +241,8 @@ def _show_detail(detail: dict[str, Any], base_url: str) -> None:
         fires = "\n".join(_fire_time(f, config.get("timezone", "UTC")) for f in t.get("next_fire_times") or [])
         table.add_row(t["trigger_key"], t["kind"], "yes" if t["enabled"] else "no", what, fires)
     console.print(table)
+    for line in webhook_urls:  # whole on one line at any width, to be copied (a table cell would fold it)
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command()
