@@ -1,6 +1,7 @@
 """Trigger interceptor speed. Target (issue 13, which relaxed issue 3's 2 ms): the routing decision
 including its database writes (blocked-trigger record, proposal or supervision session, audit entries,
-commit) P99 < 5 ms on SQLite and PostgreSQL. Floor: a bare single-row INSERT + commit on the same database, measured in the same run.
+commit) P99 < 5 ms on SQLite and PostgreSQL. Floor: a bare single-row INSERT + commit on the same
+database, measured in the same run.
 """
 
 from __future__ import annotations
