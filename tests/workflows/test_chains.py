@@ -139,12 +139,12 @@ async def test_a_run_cancelled_elsewhere_during_a_step_stops_after_it(
     from atom.audit import service as audit
     from atom.db.base import utcnow
     from atom.workflows import actions as workflow_actions
-    from atom.workflows import machine
+    from atom.workflows import interventions
     from atom.workflows.actions import ActionContext, NoopParams, WorkflowAction
 
     async def cancel_own_run(params: BaseModel, ctx: ActionContext) -> dict[str, str]:
         async with db.session_scope() as s:
-            await machine.cancel_run(s, run_id=ctx.run_id, actor=audit.Actor.system(), now=utcnow())
+            await interventions.cancel_run(s, run_id=ctx.run_id, actor=audit.Actor.system(), now=utcnow())
         return {"cancelled": ctx.run_id}
 
     registry = workflow_actions.current()

@@ -33,7 +33,7 @@ from atom.governance.policy import GovernanceContext
 from atom.training import proposals as proposals_service
 from atom.training.executor import Executors, RunResult, StepHooks, StepOutcome
 from atom.training.plan import Plan, PlanStep
-from atom.workflows import machine, service, templates
+from atom.workflows import interventions, machine, run_context, service, templates
 from atom.workflows.definition import WorkflowDefinition
 from atom.workflows.models import RunStatus, StepStatus, Workflow, WorkflowVersion
 from atom.workflows.state import RunState
@@ -243,7 +243,7 @@ class WorkflowExecutor:
                         spec = definition.step(ready[0].step_key)
                         try:
                             preview = templates.render_value(
-                                spec.with_, machine.template_context(run, steps), field=f"steps.{spec.id}.with"
+                                spec.with_, run_context.template_context(run, steps), field=f"steps.{spec.id}.with"
                             )
                         except templates.TemplateError:
                             preview = dict(spec.with_)
@@ -288,7 +288,7 @@ class WorkflowExecutor:
 
         async def body(session: Any) -> machine.Advance | None:
             try:
-                return await machine.cancel_run(session, run_id=run_id, actor=audit.Actor.system(), now=utcnow())
+                return await interventions.cancel_run(session, run_id=run_id, actor=audit.Actor.system(), now=utcnow())
             except Conflict:
                 return None
 
@@ -306,7 +306,7 @@ class WorkflowExecutor:
                 return None
             proposal = await proposals_service.get(session=session, proposal_id=context.proposal_id)
             definition = await runner.definition(session, run.workflow_id, run.version)
-            return await machine.resolve_waiting(
+            return await interventions.resolve_waiting(
                 session,
                 run_id=run_id,
                 step_run_id=row.id,

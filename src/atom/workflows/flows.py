@@ -20,7 +20,7 @@ from atom.observability.logging import get_logger
 from atom.training import interceptor
 from atom.training import proposals as proposals_service
 from atom.training.plan import Plan
-from atom.workflows import machine, service
+from atom.workflows import interventions, machine, service
 from atom.workflows.definition import WorkflowDefinition
 from atom.workflows.executor import WORKFLOW_EXECUTOR, build_plan
 from atom.workflows.models import StepRun, StepStatus, TriggerFire, Workflow, WorkflowTrigger, WorkflowVersion
@@ -278,7 +278,7 @@ async def fire_event(runner: StepRunner, topic: str, payload: dict[str, Any]) ->
 
 async def cancel(runner: StepRunner, *, run_id: str, actor: audit.Actor) -> None:
     async def body(session: Any) -> machine.Advance:
-        return await machine.cancel_run(session, run_id=run_id, actor=actor, now=runner.clock())
+        return await interventions.cancel_run(session, run_id=run_id, actor=actor, now=runner.clock())
 
     await runner.transact(body)
 
@@ -287,7 +287,7 @@ async def retry(runner: StepRunner, *, run_id: str, actor: audit.Actor) -> None:
     async def body(session: Any) -> machine.Advance:
         run = await service.get_run(session=session, run_id=run_id)
         definition = await runner.definition(session, run.workflow_id, run.version)
-        return await machine.retry_run(
+        return await interventions.retry_run(
             session, run_id=run_id, definition=definition, actor=actor, now=runner.clock(), settings=runner.settings
         )
 
@@ -359,7 +359,7 @@ async def settle_approval(runner: StepRunner, step: StepRun | StepState) -> None
             code = "APPROVAL_REJECTED"
         else:
             error, code = "the approval request expired", "APPROVAL_EXPIRED"
-        return await machine.resolve_waiting(
+        return await interventions.resolve_waiting(
             session,
             run_id=step.run_id,
             step_run_id=step.id,

@@ -9,27 +9,29 @@ number: a worker whose lease was taken over by a redelivery cannot overwrite the
 Functions here work on snapshots of the rows (`state.py`), write what changed (callers commit) and
 return what to do after the commit: the steps to hand to workers (`Advance.queued`), the step this
 worker claimed to run next itself (`Advance.claimed`), and the events to publish.
+
+This module creates runs and advances them; the outcome of a step's attempt is recorded by
+`outcomes.py`, changes from outside the steps (a wait due, an approval decided, cancel, retry) by
+`interventions.py`, and what a step's templates render from is in `run_context.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from atom.audit import service as audit
 from atom.config import Settings
 from atom.db.base import new_id
-from atom.errors import Conflict
 from atom.governance.policy import GovernanceContext
 from atom.training import proposals
 from atom.training.models import ProposalKind
 from atom.workflows import state, templates
 from atom.workflows.definition import StepDef, StepType, WorkflowDefinition, parse_duration, topological_order
-from atom.workflows.models import ACTIVE_STEP_STATUSES, RunStatus, StepStatus, Workflow, WorkflowRun, WorkflowVersion
+from atom.workflows.models import ACTIVE_STEP_STATUSES, RunStatus, StepStatus, Workflow, WorkflowVersion
+from atom.workflows.run_context import failure_for_handler, idempotency_key, template_context
 from atom.workflows.state import RunState, StepState
 
 WORKFLOW_COMPLETED = "workflow.completed"
@@ -65,26 +67,6 @@ class Advance:
         return self
 
 
-def idempotency_key(run_id: str, step_key: str, generation: int) -> str:
-    """Stable across redeliveries and automatic retries of a step; new when a person retries the run."""
-    return f"{run_id}:{step_key}:{generation}"
-
-
-RunLike = RunState | WorkflowRun
-
-
-def governance_context(run: RunLike) -> GovernanceContext:
-    from atom.governance.policy import TriggerKind
-
-    return GovernanceContext(
-        trigger=TriggerKind(run.trigger_kind),
-        source=run.source,
-        proposal_id=run.proposal_id,
-        supervision_session_id=run.supervision_session_id,
-        actor_user_id=run.actor_user_id,
-    )
-
-
 lock_run = state.lock_run
 load_steps = state.load_steps
 
@@ -94,37 +76,28 @@ async def save(session: AsyncSession, run: RunState, steps: list[StepState]) -> 
     await state.save_run(session, run)
 
 
-def template_context(run: RunLike, steps: list[StepState], *, failure: dict[str, Any] | None = None) -> dict[str, Any]:
-    context: dict[str, Any] = {
-        "inputs": run.inputs,
-        "trigger": run.trigger_payload,
-        "run": {
-            "id": run.id,
-            "workflow_id": run.workflow_id,
-            "version": run.version,
-            "source": run.source,
-            "agent_id": run.agent_id,
-        },
-        "steps": {
-            s.step_key: {"status": s.status, "output": s.output, "error": s.error, "input": s.input} for s in steps
-        },
-    }
-    if failure is not None:
-        context["failure"] = failure
-    return context
+@dataclass(frozen=True)
+class ClaimNext:
+    worker: str
+    lease_s: float
 
 
-def failure_for_handler(definition: WorkflowDefinition, steps: list[StepState], handler_key: str) -> dict[str, Any]:
-    failed = [
-        s
-        for s in steps
-        if s.status == StepStatus.FAILED.value and definition.step(s.step_key).on_failure == handler_key
-    ]
-    failed.sort(key=lambda s: s.finished_at or s.started_at or s.queued_at or datetime.min)
-    if not failed:
-        return {}
-    last = failed[-1]
-    return {"step": last.step_key, "error": last.error, "error_code": last.error_code, "output": last.output}
+def claim_next(result: Advance, run: RunState, steps: list[StepState], claim: ClaimNext, now: datetime) -> None:
+    """Take one step just queued for the pool (due now) off the hand-over list and claim it here."""
+    if run.mode != "pool":
+        return
+    queued = next((q for q in result.queued if q.delay_s == 0 and not q.inline), None)
+    if queued is None:
+        return
+    step = next(s for s in steps if s.id == queued.step_run_id)
+    result.queued.remove(queued)
+    step.status = StepStatus.RUNNING.value
+    step.attempt += 1
+    step.started_at = now
+    step.finished_at = None
+    step.lease_expires_at = now + timedelta(seconds=claim.lease_s)
+    step.worker = claim.worker
+    result.claimed, result.run, result.steps = step, run, steps
 
 
 async def create_run(
@@ -145,7 +118,7 @@ async def create_run(
     claim: ClaimNext | None = None,
     insert: bool = True,
 ) -> tuple[RunState, Advance]:
-    """A new run, its first steps made ready; with `claim`, one of them claimed for the caller (`_claim_next`).
+    """A new run, its first steps made ready; with `claim`, one of them claimed for the caller (`claim_next`).
 
     `insert=False` leaves the rows to the caller (`state.insert_runs`, several runs in one statement);
     `Advance.run` and `Advance.steps` are then always set."""
@@ -203,7 +176,7 @@ async def create_run(
         )
     advance = await advance_run(session, run, definition, steps, now=now, settings=settings)
     if claim is not None:
-        _claim_next(advance, run, steps, claim, now)
+        claim_next(advance, run, steps, claim, now)
     if insert:
         await state.insert_run(session, run, steps)  # as advanced: the first steps are inserted queued (or claimed)
     else:
@@ -223,7 +196,7 @@ def _blocking(step: StepState, spec: StepDef) -> bool:
     )
 
 
-def _finish_step(
+def finish_step(
     step: StepState, status: StepStatus, now: datetime, *, error: str | None = None, code: str | None = None
 ) -> None:
     step.status = status.value
@@ -268,9 +241,7 @@ async def advance_run(
                 needs = [(by_key[n], definition.step(n)) for n in spec.needs]
                 blocked = [n.step_key for n, nspec in needs if _blocking(n, nspec)]
                 if blocked:
-                    _finish_step(
-                        step, StepStatus.CANCELLED, now, error=f"not run: {', '.join(blocked)} did not succeed"
-                    )
+                    finish_step(step, StepStatus.CANCELLED, now, error=f"not run: {', '.join(blocked)} did not succeed")
                     changed = True
                     continue
                 if not all(_resolved(n, nspec) for n, nspec in needs):
@@ -298,7 +269,7 @@ async def _make_ready(
     context = template_context(run, steps, failure=failure)
     try:
         if spec.if_ is not None and not templates.evaluate_condition(spec.if_, context, field=f"steps.{spec.id}.if"):
-            _finish_step(step, StepStatus.SKIPPED, now)
+            finish_step(step, StepStatus.SKIPPED, now)
             step.started_at = now
             return
         if spec.type is StepType.ACTION:
@@ -393,15 +364,15 @@ async def fail_step(
     result: Advance,
 ) -> None:
     """Mark the step failed and apply its on_failure: fail the run, continue, or trigger the handler."""
-    _finish_step(step, StepStatus.FAILED, now, error=error, code=code)
+    finish_step(step, StepStatus.FAILED, now, error=error, code=code)
     spec = definition.step(step.step_key)
     if spec.on_failure == "fail":
-        await _end_run(
+        await end_run(
             session, run, steps, RunStatus.FAILED, now=now, error=f"step {step.step_key} failed: {error}", result=result
         )
 
 
-async def _end_run(
+async def end_run(
     session: AsyncSession,
     run: RunState,
     steps: list[StepState],
@@ -418,7 +389,7 @@ async def _end_run(
     for other in steps:
         if other.status in (StepStatus.PENDING.value, StepStatus.QUEUED.value, StepStatus.WAITING.value):
             reason = "the run was cancelled" if status is RunStatus.CANCELLED else "the run failed"
-            _finish_step(other, StepStatus.CANCELLED, now, error=f"not run: {reason}")
+            finish_step(other, StepStatus.CANCELLED, now, error=f"not run: {reason}")
     result.events.append(
         (
             WORKFLOW_COMPLETED,
@@ -452,13 +423,13 @@ async def _maybe_finish(
             return
     for step in steps:
         if step.status == StepStatus.PENDING.value:  # a failure handler whose failure never happened
-            _finish_step(step, StepStatus.SKIPPED, now)
+            finish_step(step, StepStatus.SKIPPED, now)
     failed = [
         s for s in steps if s.status == StepStatus.FAILED.value and definition.step(s.step_key).on_failure != "continue"
     ]
     if failed:
         first = failed[0]
-        await _end_run(
+        await end_run(
             session,
             run,
             steps,
@@ -468,350 +439,4 @@ async def _maybe_finish(
             result=result,
         )
     else:
-        await _end_run(session, run, steps, RunStatus.SUCCEEDED, now=now, error=None, result=result)
-
-
-# --- transitions driven by workers, people and the scheduler --------------------------------
-
-
-async def record_success(
-    session: AsyncSession,
-    *,
-    run_id: str,
-    step_run_id: str,
-    attempt: int,
-    output: dict[str, Any],
-    logs: list[dict[str, Any]],
-    definition: WorkflowDefinition,
-    now: datetime,
-    settings: Settings,
-    claim_next: ClaimNext | None = None,
-    known: Known | None = None,
-    prepare: Callable[[AsyncSession, Advance], Awaitable[None]] | None = None,
-) -> Advance | None:
-    """None when this attempt no longer owns the step (a redelivery took it over, or it was cancelled).
-
-    With `claim_next`, one step this completion made ready is claimed for the caller in the same
-    transaction (`Advance.claimed`, with `Advance.run` and `Advance.steps`): a chain of steps then
-    costs one transaction per step on one worker instead of a hand-over through the queue. `prepare`
-    is awaited with the advance before it is written when it claimed a step (the caller renders that
-    step's input on it); it may be awaited twice when `known` proves stale.
-    `known` is the caller's snapshot of the run as its last transaction on it committed it (`Known`):
-    while it is current the rows are not read again, and the whole record is one statement
-    (`state.save_steps_at`): the run's lock, the step's conditional UPDATE and the claimed step's.
-    """
-    owned: dict[str, Any] = {"status": StepStatus.RUNNING.value, "attempt": attempt}
-
-    def succeed(step: StepState) -> None:
-        step.output, step.logs, step.error, step.error_code = output, logs, None, None
-        _finish_step(step, StepStatus.SUCCEEDED, now)
-
-    # An approval made ready writes its proposal at once, which a stale snapshot must not have done.
-    if known is not None and known.alone(step_run_id) and not _has_approvals(definition):
-        run, steps = known.run, known.steps
-        held = next(s for s in steps if s.id == step_run_id)
-        succeed(held)
-        result = await _advance(session, run, definition, steps, claim_next, prepare, now=now, settings=settings)
-        if await state.save_steps_at(session, held, owned, run, [s for s in steps if s is not held]):
-            await state.save_run(session, run)
-            return result
-        # stale (another transaction locked the run, or the attempt was taken over): nothing was written
-    current = await _finish_owned(session, run_id, step_run_id, attempt, succeed)
-    if current is None:
-        return None
-    run, steps = current
-    result = await _advance(session, run, definition, steps, claim_next, prepare, now=now, settings=settings)
-    await save(session, run, steps)
-    return result
-
-
-def _has_approvals(definition: WorkflowDefinition) -> bool:
-    return any(s.type is StepType.APPROVAL for s in definition.steps)
-
-
-async def _advance(
-    session: AsyncSession,
-    run: RunState,
-    definition: WorkflowDefinition,
-    steps: list[StepState],
-    claim_next: ClaimNext | None,
-    prepare: Callable[[AsyncSession, Advance], Awaitable[None]] | None,
-    *,
-    now: datetime,
-    settings: Settings,
-) -> Advance:
-    result = await advance_run(session, run, definition, steps, now=now, settings=settings)
-    if claim_next is not None:
-        _claim_next(result, run, steps, claim_next, now)
-    if prepare is not None and result.claimed is not None:
-        await prepare(session, result)
-    return result
-
-
-async def _finish_owned(
-    session: AsyncSession,
-    run_id: str,
-    step_run_id: str,
-    attempt: int,
-    finish: Callable[[StepState], None],
-) -> tuple[RunState, list[StepState]] | None:
-    """Lock the run, read its steps and write `finish` on the step if this attempt still owns it.
-
-    The claim of a redelivery does not lock the run: only the step's row says who owns the attempt,
-    so the step is written conditionally.
-    """
-    owned: dict[str, Any] = {"status": StepStatus.RUNNING.value, "attempt": attempt}
-    run = await lock_run(session, run_id)
-    if run is None:
-        return None
-    steps = await load_steps(session, run_id)
-    step = next((s for s in steps if s.id == step_run_id), None)
-    if step is None:
-        return None
-    finish(step)
-    if not await state.save_step_if(session, step, owned):
-        return None
-    return run, steps
-
-
-@dataclass(frozen=True)
-class Known:
-    """A run and its steps as the caller's last transaction on the run committed them.
-
-    They are still the rows' state if nobody locked the run since (every transition of a run's steps
-    but a claim locks it: `state.save_steps_at` checks) and no step but the caller's own could have been
-    claimed meanwhile (`alone`: none other is queued, running or waiting).
-    """
-
-    run: RunState
-    steps: list[StepState]
-
-    def alone(self, step_run_id: str) -> bool:
-        return all(s.id == step_run_id or s.status not in _CLAIMABLE_OR_HELD for s in self.steps)
-
-
-_CLAIMABLE_OR_HELD = (StepStatus.QUEUED.value, StepStatus.RUNNING.value, StepStatus.WAITING.value)
-
-
-@dataclass(frozen=True)
-class ClaimNext:
-    worker: str
-    lease_s: float
-
-
-def _claim_next(result: Advance, run: RunState, steps: list[StepState], claim: ClaimNext, now: datetime) -> None:
-    """Take one step just queued for the pool (due now) off the hand-over list and claim it here."""
-    if run.mode != "pool":
-        return
-    queued = next((q for q in result.queued if q.delay_s == 0 and not q.inline), None)
-    if queued is None:
-        return
-    step = next(s for s in steps if s.id == queued.step_run_id)
-    result.queued.remove(queued)
-    step.status = StepStatus.RUNNING.value
-    step.attempt += 1
-    step.started_at = now
-    step.finished_at = None
-    step.lease_expires_at = now + timedelta(seconds=claim.lease_s)
-    step.worker = claim.worker
-    result.claimed, result.run, result.steps = step, run, steps
-
-
-async def record_failure(
-    session: AsyncSession,
-    *,
-    run_id: str,
-    step_run_id: str,
-    attempt: int,
-    error: str,
-    code: str,
-    retryable: bool,
-    logs: list[dict[str, Any]],
-    definition: WorkflowDefinition,
-    now: datetime,
-    settings: Settings,
-) -> Advance | None:
-    run = await lock_run(session, run_id)
-    if run is None:
-        return None
-    steps = await load_steps(session, run_id)
-    step = next((s for s in steps if s.id == step_run_id), None)
-    if step is None or step.status != StepStatus.RUNNING.value or step.attempt != attempt:
-        return None
-    spec = definition.step(step.step_key)
-    step.logs = logs
-    result = Advance()
-    owned: dict[str, Any] = {"status": StepStatus.RUNNING.value, "attempt": attempt}
-    if retryable and attempt <= spec.retries.max and run.status == RunStatus.RUNNING.value:
-        delay = spec.retries.delay(attempt)
-        step.status = StepStatus.QUEUED.value
-        step.error, step.error_code = error, code
-        step.lease_expires_at = None
-        step.queued_at = now
-        step.due_at = now + timedelta(seconds=delay)
-        step.dispatches += 1
-        step.logs = [
-            *logs,
-            {"at": now.timestamp(), "message": f"attempt {attempt} failed ({code}); retry in {delay:g} s"},
-        ]
-        result.queued.append(QueuedStep(step.id, run.id, step.dispatches, delay_s=delay, inline=run.mode == "inline"))
-        return result if await state.save_step_if(session, step, owned) else None
-    if run.status != RunStatus.RUNNING.value:
-        _finish_step(step, StepStatus.FAILED, now, error=error, code=code)
-        return result if await state.save_step_if(session, step, owned) else None
-    _finish_step(step, StepStatus.FAILED, now, error=error, code=code)
-    if not await state.save_step_if(session, step, owned):
-        return None
-    await fail_step(
-        session, run, definition, steps, step, error=error, code=code, now=now, settings=settings, result=result
-    )
-    result.merge(await advance_run(session, run, definition, steps, now=now, settings=settings))
-    await save(session, run, steps)
-    return result
-
-
-async def record_skipped(
-    session: AsyncSession,
-    *,
-    run_id: str,
-    step_run_id: str,
-    attempt: int,
-    definition: WorkflowDefinition,
-    now: datetime,
-    settings: Settings,
-) -> Advance | None:
-    run = await lock_run(session, run_id)
-    if run is None:
-        return None
-    steps = await load_steps(session, run_id)
-    step = next((s for s in steps if s.id == step_run_id), None)
-    if step is None or step.status != StepStatus.RUNNING.value or step.attempt != attempt:
-        return None
-    _finish_step(step, StepStatus.CANCELLED, now, error="not run: the run is no longer running")
-    owned = await state.save_step_if(session, step, {"status": StepStatus.RUNNING.value, "attempt": attempt})
-    return Advance() if owned else None
-
-
-async def resolve_waiting(
-    session: AsyncSession,
-    *,
-    run_id: str,
-    step_run_id: str,
-    definition: WorkflowDefinition,
-    approved: bool,
-    output: dict[str, Any],
-    error: str | None,
-    code: str | None,
-    now: datetime,
-    settings: Settings,
-) -> Advance | None:
-    """A wait came due, or a person decided an approval step. None when the step is no longer waiting."""
-    run = await lock_run(session, run_id)
-    if run is None or run.status != RunStatus.RUNNING.value:
-        return None
-    steps = await load_steps(session, run_id)
-    step = next((s for s in steps if s.id == step_run_id), None)
-    if step is None or step.status != StepStatus.WAITING.value:
-        return None
-    result = Advance()
-    if approved:
-        step.output = output
-        _finish_step(step, StepStatus.SUCCEEDED, now)
-    else:
-        step.output = output
-        await fail_step(
-            session,
-            run,
-            definition,
-            steps,
-            step,
-            error=error or "refused",
-            code=code or "REFUSED",
-            now=now,
-            settings=settings,
-            result=result,
-        )
-    result.merge(await advance_run(session, run, definition, steps, now=now, settings=settings))
-    await save(session, run, steps)
-    return result
-
-
-async def cancel_run(session: AsyncSession, *, run_id: str, actor: audit.Actor, now: datetime) -> Advance:
-    run = await lock_run(session, run_id)
-    if run is None:
-        from atom.errors import NotFound
-
-        raise NotFound(f"No workflow run {run_id!r}.", code="RUN_NOT_FOUND", details={"run_id": run_id})
-    if run.status != RunStatus.RUNNING.value:
-        raise Conflict(f"The run is already {run.status}.", code="RUN_FINISHED", details={"status": run.status})
-    steps = await load_steps(session, run_id)
-    result = Advance()
-    await _end_run(session, run, steps, RunStatus.CANCELLED, now=now, error="cancelled", result=result)
-    result.events.append((RUN_CANCELLED, {"run_id": run.id}))
-    await save(session, run, steps)
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="workflow.run.cancel",
-        resource_type="workflow_run",
-        resource_id=run.id,
-        decision="done",
-        details={"running_steps": [s.step_key for s in steps if s.status == StepStatus.RUNNING.value]},
-    )
-    return result
-
-
-async def retry_run(
-    session: AsyncSession,
-    *,
-    run_id: str,
-    definition: WorkflowDefinition,
-    actor: audit.Actor,
-    now: datetime,
-    settings: Settings,
-) -> Advance:
-    """Run again from the steps that failed or never ran; steps that succeeded keep their outputs."""
-    run = await lock_run(session, run_id)
-    if run is None:
-        from atom.errors import NotFound
-
-        raise NotFound(f"No workflow run {run_id!r}.", code="RUN_NOT_FOUND", details={"run_id": run_id})
-    if run.status not in (RunStatus.FAILED.value, RunStatus.CANCELLED.value):
-        raise Conflict(
-            f"Only a failed or cancelled run can be retried; this one is {run.status}.",
-            code="RUN_NOT_RETRYABLE",
-            details={"status": run.status},
-        )
-    steps = await load_steps(session, run_id)
-    handlers = definition.handler_ids
-    reset = []
-    for step in steps:
-        rerun = step.status in (StepStatus.FAILED.value, StepStatus.CANCELLED.value) or (
-            step.step_key in handlers and step.status != StepStatus.RUNNING.value
-        )
-        if not rerun:
-            continue
-        step.generation += 1
-        step.status = StepStatus.PENDING.value
-        step.attempt = 0
-        step.idempotency_key = idempotency_key(run.id, step.step_key, step.generation)
-        step.input = step.output = step.error = step.error_code = None
-        step.queued_at = step.started_at = step.finished_at = step.due_at = step.lease_expires_at = None
-        step.proposal_id = None
-        step.logs = []
-        reset.append(step.step_key)
-    run.status = RunStatus.RUNNING.value
-    run.error = None
-    run.finished_at = None
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="workflow.run.retry",
-        resource_type="workflow_run",
-        resource_id=run.id,
-        decision="done",
-        details={"steps": reset},
-    )
-    result = await advance_run(session, run, definition, steps, now=now, settings=settings)
-    await save(session, run, steps)
-    return result
+        await end_run(session, run, steps, RunStatus.SUCCEEDED, now=now, error=None, result=result)

@@ -44,7 +44,7 @@ from atom.governance import service as governance
 from atom.observability.logging import get_logger
 from atom.security.secrets_store import load_cipher
 from atom.workflows import actions as workflow_actions
-from atom.workflows import holders, machine, state, templates
+from atom.workflows import holders, machine, outcomes, run_context, state, templates
 from atom.workflows.actions import ActionContext, ActionRegistry, WorkflowAction
 from atom.workflows.commits import GroupCommitter
 from atom.workflows.definition import WorkflowDefinition
@@ -102,7 +102,7 @@ class Claim:
     params: Any
     timeout_s: float
     failure: tuple[str, str] | None = None  # (message, code): refused before acting, not retryable
-    known: machine.Known | None = None  # a delivery's claim: the run's rows as its transaction left them
+    known: outcomes.Known | None = None  # a delivery's claim: the run's rows as its transaction left them
 
 
 @dataclass
@@ -150,7 +150,7 @@ class StepRunner:
         self.commits: GroupCommitter | None = None
         self.intake: DeliveryIntake | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self._chains: dict[str, machine.Known] = {}  # run id -> its steps as this worker's chain left them
+        self._chains: dict[str, outcomes.Known] = {}  # run id -> its steps as this worker's chain left them
         # A worker of a task engine with job timeouts sets these (see `run_step`); the embedded pool has neither.
         self.may_continue: Callable[[], bool] = lambda: True
         self.chain_budget_s: float | None = None
@@ -424,7 +424,7 @@ class StepRunner:
         # this snapshot holds, so the record's `save_step_at` then finds it stale and reads the rows again.
         steps = [step if s.id == step.id else s for s in await state.load_steps(session, run.id)]
         claim = await self._prepare(session, run, steps, step, override_input)
-        claim.known = machine.Known(run, steps)
+        claim.known = outcomes.Known(run, steps)
         return claim
 
     async def _prepare(
@@ -449,11 +449,11 @@ class StepRunner:
                     rendered = override_input
                 else:
                     failure = (
-                        machine.failure_for_handler(definition, steps, step.step_key)
+                        run_context.failure_for_handler(definition, steps, step.step_key)
                         if step.step_key in definition.handler_ids
                         else None
                     )
-                    context = machine.template_context(run, steps, failure=failure)
+                    context = run_context.template_context(run, steps, failure=failure)
                     rendered = templates.render_value(spec.with_, context, field=f"steps.{spec.id}.with")
                 step.input = rendered
                 action = self.registry.get(spec.action or "")
@@ -469,7 +469,7 @@ class StepRunner:
                 session=session,
                 agent_id=step.agent_id or run.agent_id,
                 action=action.governance_action(claim.params),
-                context=machine.governance_context(run),
+                context=run_context.governance_context(run),
                 settings=self.settings,
             )
             if not decision.allowed:
@@ -538,7 +538,7 @@ class StepRunner:
         async def body(session: AsyncSession) -> machine.Advance | None:
             following.clear()
             if outcome.ok:
-                advance = await machine.record_success(
+                advance = await outcomes.record_success(
                     session,
                     run_id=claim.run.id,
                     step_run_id=claim.step.id,
@@ -553,7 +553,7 @@ class StepRunner:
                     prepare=prepare,
                 )
             else:
-                advance = await machine.record_failure(
+                advance = await outcomes.record_failure(
                     session,
                     run_id=claim.run.id,
                     step_run_id=claim.step.id,
@@ -592,12 +592,12 @@ class StepRunner:
         advance = await self.transact(body)
         following_claim = next((c for c in following if c is not None), None)
         if following_claim is not None and advance is not None and advance.run is not None:
-            self._chains[advance.run.id] = machine.Known(advance.run, advance.steps)
+            self._chains[advance.run.id] = outcomes.Known(advance.run, advance.steps)
         return following_claim
 
     def remember_chain(self, run: RunState, steps: list[StepState]) -> None:
         """`run` and `steps` as the transaction that claimed one of its steps for this worker committed them."""
-        self._chains[run.id] = machine.Known(run, steps)
+        self._chains[run.id] = outcomes.Known(run, steps)
 
     async def prepare_claimed(
         self, session: AsyncSession, advance: machine.Advance, *, save: bool = True

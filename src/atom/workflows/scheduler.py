@@ -34,7 +34,7 @@ from atom.config import WorkflowExecutorMode
 from atom.db.session import rows_affected
 from atom.events.bus import get_bus
 from atom.observability.logging import get_logger
-from atom.workflows import cron, flows, holders, machine
+from atom.workflows import cron, flows, holders, interventions, machine
 from atom.workflows.definition import MissedPolicy
 from atom.workflows.models import RunStatus, StepRun, StepStatus, WorkflowRun, WorkflowTrigger
 
@@ -206,7 +206,7 @@ class Scheduler:
 
         async def body(session: AsyncSession) -> machine.Advance | None:
             definition = await runner.definition(session, workflow_id, version)
-            return await machine.resolve_waiting(
+            return await interventions.resolve_waiting(
                 session,
                 run_id=run_id,
                 step_run_id=step_id,
