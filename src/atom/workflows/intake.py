@@ -47,11 +47,12 @@ from atom.observability.logging import get_logger
 from atom.security import secrets_store
 from atom.training import interceptor
 from atom.workflows import flows, machine, service, state, webhooks
+from atom.workflows.claims import Claim
 from atom.workflows.definition import RespondMode, WorkflowDefinition
 from atom.workflows.dispatch import EmbeddedPool
 from atom.workflows.executor import start_run_in
 from atom.workflows.models import TriggerFire, Workflow, WorkflowTrigger, WorkflowVersion
-from atom.workflows.runner import Claim, StepRunner
+from atom.workflows.runner import StepRunner
 from atom.workflows.state import RunState, StepState
 
 log = get_logger("atom.workflows.intake")

@@ -2,7 +2,7 @@
 
 It is passive: it starts nothing. `workflows/app.py` starts a runner's dispatcher, the scheduler and
 the "workflow" executor (in `atom-os serve` and `atom-os worker`); `machine.py` is the run state
-machine the runner's transactions call.
+machine the runner's transactions call. Step 1 is `claims.py`, step 2 `acting.py`, step 3 `outcomes.py`.
 
 One step execution is three steps, each in its own transaction:
 
@@ -21,37 +21,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import and_, bindparam, or_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from atom.agents import service as agents_service
 from atom.config import Settings
-from atom.db.base import UTCDateTime, utcnow
+from atom.db.base import utcnow
 from atom.db.session import Database
-from atom.errors import AtomError, InvalidInput
+from atom.errors import InvalidInput
 from atom.events.bus import get_bus
-from atom.governance import service as governance
 from atom.observability.logging import get_logger
 from atom.security.secrets_store import load_cipher
+from atom.workflows import acting, claims, holders, machine, outcomes, state
 from atom.workflows import actions as workflow_actions
-from atom.workflows import holders, machine, outcomes, run_context, state, templates
-from atom.workflows.actions import ActionContext, ActionRegistry, WorkflowAction
+from atom.workflows.acting import Outcome
+from atom.workflows.actions import ActionContext, ActionRegistry
+from atom.workflows.claims import Claim
 from atom.workflows.commits import GroupCommitter
 from atom.workflows.definition import WorkflowDefinition
 from atom.workflows.dispatch import Dispatcher, EmbeddedPool, build_dispatcher
-from atom.workflows.integrations.errors import IntegrationError
 from atom.workflows.models import RunStatus, StepStatus, WorkflowVersion
-from atom.workflows.state import STEPS, RunState, StepState
+from atom.workflows.state import RunState, StepState
 from atom.workflows.watch import RunWatch
 
 log = get_logger("atom.workflows")
@@ -60,66 +57,10 @@ NO_CONFIDENCE_ACTIONS = frozenset({"noop"})
 DB_RETRIES = 5
 
 
-_NOW = bindparam("now", type_=UTCDateTime())
-# Exactly one delivery wins a step: queued and due, or running with an expired lease (its worker died).
-_CLAIM = (
-    update(STEPS)
-    .where(
-        STEPS.c.id == bindparam("step_id"),
-        or_(
-            and_(
-                STEPS.c.status == StepStatus.QUEUED.value,
-                or_(STEPS.c.due_at.is_(None), STEPS.c.due_at <= _NOW),
-            ),
-            and_(STEPS.c.status == StepStatus.RUNNING.value, STEPS.c.lease_expires_at < _NOW),
-        ),
-    )
-    .values(
-        status=StepStatus.RUNNING.value,
-        attempt=STEPS.c.attempt + 1,
-        started_at=_NOW,
-        finished_at=None,
-        lease_expires_at=bindparam("lease_expires_at", type_=UTCDateTime()),
-        worker=bindparam("worker"),
-    )
-    .returning(*STEPS.columns)
-)
-
-
 class DeliveryIntake(Protocol):
     """What receives webhook deliveries in batches (`workflows/intake.py`), set on a started runner."""
 
     async def receive(self, delivery: Any) -> Any: ...
-
-
-@dataclass
-class Claim:
-    run: RunState
-    step: StepState
-    attempt: int
-    definition: WorkflowDefinition
-    action: WorkflowAction | None
-    params: Any
-    timeout_s: float
-    failure: tuple[str, str] | None = None  # (message, code): refused before acting, not retryable
-    known: outcomes.Known | None = None  # a delivery's claim: the run's rows as its transaction left them
-
-
-@dataclass
-class Outcome:
-    ok: bool
-    output: dict[str, Any] | None = None
-    error: str | None = None
-    code: str | None = None
-    retryable: bool = False
-    cancelled: bool = False
-
-
-def _jsonable(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        value = {"result": value}
-    loaded: dict[str, Any] = json.loads(json.dumps(value, default=str))
-    return loaded
 
 
 class StepRunner:
@@ -142,7 +83,7 @@ class StepRunner:
         self.dispatcher: Dispatcher = dispatcher or build_dispatcher(settings, self._run_in_pool)
         self.http: httpx.AsyncClient = httpx.AsyncClient(follow_redirects=False)
         self._definitions: OrderedDict[tuple[str, int], WorkflowDefinition] = OrderedDict()
-        self._running: dict[str, tuple[str, asyncio.Task[Any]]] = {}
+        self._running: acting.Running = {}
         self._cancelled_runs: set[str] = set()
         self._wakeups: dict[str, asyncio.Event] = {}
         self.watch = RunWatch()  # runs someone waits to end (respond: on_finish webhooks); fed by app.start
@@ -397,21 +338,10 @@ class StepRunner:
         self, session: AsyncSession, step_run_id: str, override_input: dict[str, Any] | None
     ) -> Claim | None:
         now = self.clock()
-        lease = timedelta(seconds=self.settings.workflow_visibility_timeout_s)
-        conn = await session.connection()
-        claimed = await conn.execute(
-            _CLAIM,
-            {
-                "step_id": step_run_id,
-                "now": now,
-                "lease_expires_at": now + lease,
-                "worker": self.worker_id,
-            },
-        )
-        row = claimed.mappings().first()
-        if row is None:
+        lease_s = self.settings.workflow_visibility_timeout_s
+        step = await claims.claim_step(session, step_run_id, now=now, lease_s=lease_s, worker=self.worker_id)
+        if step is None:
             return None
-        step = state.step_from(dict(row))
         run = await state.read_run(session, step.run_id)
         assert run is not None
         if run.status != RunStatus.RUNNING.value:
@@ -440,49 +370,19 @@ class StepRunner:
         """A claimed step's inputs rendered and validated and its action checked by governance
         (`save=False`: the step's row is not written here, the caller inserts it)."""
         definition = await self.definition(session, run.workflow_id, run.version)
-        spec = definition.step(step.step_key)
-        timeout = min(spec.timeout or self.settings.workflow_job_timeout_s, self.settings.workflow_job_timeout_s)
-        claim = Claim(run, step, step.attempt, definition, None, None, timeout)
-        try:
-            try:
-                if override_input is not None:
-                    rendered = override_input
-                else:
-                    failure = (
-                        run_context.failure_for_handler(definition, steps, step.step_key)
-                        if step.step_key in definition.handler_ids
-                        else None
-                    )
-                    context = run_context.template_context(run, steps, failure=failure)
-                    rendered = templates.render_value(spec.with_, context, field=f"steps.{spec.id}.with")
-                step.input = rendered
-                action = self.registry.get(spec.action or "")
-                if action is None:
-                    claim.failure = (f"no registered action {spec.action!r}", "UNKNOWN_ACTION")
-                    return claim
-                claim.action = action
-                claim.params = action.validate(rendered)
-            except (templates.TemplateError, InvalidInput) as exc:
-                claim.failure = (exc.message, exc.code)
-                return claim
-            decision = await governance.check(
-                session=session,
-                agent_id=step.agent_id or run.agent_id,
-                action=action.governance_action(claim.params),
-                context=run_context.governance_context(run),
-                settings=self.settings,
-            )
-            if not decision.allowed:
-                claim.failure = (f"governance: {decision.reason}", decision.reason_code)
-            return claim
-        finally:
-            if save:
-                await state.save_steps(session, [step])
+        return await claims.prepare(
+            session,
+            run=run,
+            steps=steps,
+            step=step,
+            definition=definition,
+            registry=self.registry,
+            settings=self.settings,
+            override_input=override_input,
+            save=save,
+        )
 
     async def _act(self, claim: Claim) -> Outcome:
-        if claim.failure is not None:
-            return Outcome(ok=False, error=claim.failure[0], code=claim.failure[1], retryable=False)
-        assert claim.action is not None
         context = ActionContext(
             settings=self.settings,
             db=self.db,
@@ -494,31 +394,7 @@ class StepRunner:
             agent_id=claim.step.agent_id or claim.run.agent_id,
             logs=list(claim.step.logs or []),
         )
-        action_task = asyncio.ensure_future(claim.action.handler(claim.params, context))
-        self._running[claim.step.id] = (claim.run.id, action_task)
-        try:
-            output = await asyncio.wait_for(action_task, timeout=claim.timeout_s)
-            return Outcome(ok=True, output=_jsonable(output))
-        except TimeoutError:
-            return Outcome(False, error=f"timed out after {claim.timeout_s:g} s", code="STEP_TIMEOUT", retryable=True)
-        except IntegrationError as exc:
-            return Outcome(False, error=exc.message, code=exc.code, retryable=exc.retryable)
-        except InvalidInput as exc:
-            return Outcome(False, error=exc.message, code=exc.code, retryable=False)
-        except AtomError as exc:
-            return Outcome(False, error=exc.message, code=exc.code, retryable=exc.status_code >= 500)
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                action_task.cancel()
-                raise  # shutting down: the lease expires and another delivery runs the step again
-            return Outcome(False, error="cancelled while running", code="CANCELLED", cancelled=True)
-        except Exception as exc:
-            log.warning("workflow action raised", action=claim.step.action, run_id=claim.run.id, exc_info=exc)
-            return Outcome(False, error=f"{type(exc).__name__}: {exc}", code="ACTION_ERROR", retryable=True)
-        finally:
-            self._running.pop(claim.step.id, None)
-            claim.step.logs = context.logs
+        return await acting.act(claim, context, self._running)
 
     async def _record(self, claim: Claim, outcome: Outcome, *, chain: bool = False) -> Claim | None:
         """Record the outcome; with `chain`, return the next step of the run this worker claimed to run now."""
