@@ -6,8 +6,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats as scipy_stats
-
 CONFIDENCE = 0.95
 
 
@@ -31,6 +29,8 @@ def two_proportions(successes_a: int, n_a: int, successes_b: int, n_b: int) -> C
     pooled = (successes_a + successes_b) / (n_a + n_b)
     se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
     difference = p_b - p_a
+    from scipy import stats as scipy_stats  # here, not at the top: importing it costs every process ~1 s at start
+
     z_crit = float(scipy_stats.norm.ppf(0.5 + CONFIDENCE / 2))
     se = math.sqrt(p_a * (1 - p_a) / n_a + p_b * (1 - p_b) / n_b)
     if se_pooled == 0:  # both all-success or all-failure: no evidence of a difference
@@ -47,6 +47,8 @@ def welch(values_a: Sequence[float], values_b: Sequence[float]) -> Comparison:
     if len(set(values_a)) == 1 and len(set(values_b)) == 1:
         difference = values_b[0] - values_a[0]
         return Comparison(None, 0.0 if difference else 1.0, difference, difference, difference)
+    from scipy import stats as scipy_stats  # see two_proportions
+
     result = scipy_stats.ttest_ind(values_b, values_a, equal_var=False)
     interval = result.confidence_interval(confidence_level=CONFIDENCE)
     difference = sum(values_b) / len(values_b) - sum(values_a) / len(values_a)
