@@ -7,12 +7,13 @@ import gc
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from atom.config import Settings
-from atom.db import migrate
-from atom.db.session import Database
 from atom.errors import ConfigurationError
-from atom.security.secrets_store import load_cipher
+
+if TYPE_CHECKING:
+    from atom.db.session import Database
 
 
 def settle_heap() -> None:
@@ -27,6 +28,11 @@ def settle_heap() -> None:
 
 async def check_startup(db: Database, settings: Settings) -> None:
     """Fail fast with one clear line instead of serving errors."""
+    # Imported here: the CLI's `status` and `stop` use this module's file helpers and need neither
+    # the migrations (alembic) nor the cipher (cryptography), about 0.4 s of imports.
+    from atom.db import migrate
+    from atom.security.secrets_store import load_cipher
+
     load_cipher(settings)  # a wrong ATOM_SECRET_KEY or key file would otherwise surface at the first secret
     try:
         await db.ping()
