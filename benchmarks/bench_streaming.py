@@ -7,9 +7,9 @@ real `atom-os serve` (SQLite) with that provider configured, an AUTONOMOUS agent
 `/ws/chat/AGENT`: OpenAI adapter -> router -> gateway -> agent runtime -> bounded channel -> WebSocket.
 Sequential floor and Atom chats alternate, so both see the same load on a shared machine.
 
-Targets (issue 4): P50 added <= 0.2 ms (printed with the ratio to the provider-direct path); 200
-concurrent streaming chats with no error and no chunk lost (every stamp arrives, in order; P99 added
-is reported).
+Targets (issues 4 and 13): P50 added <= 0.2 ms (printed with the ratio to the provider-direct path); 200
+concurrent streaming chats with no error, no chunk lost (every stamp arrives, in order) and P99 added
+<= 10 ms over the provider-direct path's P99 at the same concurrency.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from _common import HERE, atom_server, free_port, percentile, verdict
 
 MODEL = "bench-model"
 RECV_TIMEOUT = 60.0  # a stuck stream is a failure, never a hang
+CONCURRENT_P99_ADDED_MS = 10.0  # issue 13
 
 
 def _stamps(text: str) -> list[int]:
@@ -172,14 +173,16 @@ def main() -> None:
     )
     c50f, c99f = percentile(floor_conc, 50), percentile(floor_conc, 99)
     c50, c99 = percentile(conc, 50), percentile(conc, 99)
-    ok = not problems and lost == 0
+    added99 = c99 - c99f
+    ok = not problems and lost == 0 and added99 <= CONCURRENT_P99_ADDED_MS
     print(
         f"\n{args.concurrent} concurrent chats x {args.concurrent_chunks} chunks, {args.concurrent_gap_ms:g} ms apart"
     )
     print(f"{'provider direct (floor)':<34}{c50f:>9.3f}{c99f:>9.3f}{1:>8.2f}")
     print(
         f"{'through Atom WebSocket':<34}{c50:>9.3f}{c99:>9.3f}{c50 / c50f:>8.2f}  "
-        f"P99 added {c99 - c99f:.3f} ms; errors {len(problems)}, chunks lost {lost}: {verdict(ok)}"
+        f"P99 added {added99:.3f} ms <= {CONCURRENT_P99_ADDED_MS:g} ms, errors {len(problems)}, "
+        f"chunks lost {lost}: {verdict(ok)}"
     )
     for problem in problems[:5]:
         print(f"  {problem}")
