@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from atom import __version__, openapi
+from atom import __version__, heap, openapi
 from atom.api import include_api_routers
 from atom.chat import routing as chat_routing
 from atom.config import Settings
@@ -26,7 +26,7 @@ from atom.memory import app as memory_app
 from atom.observability.health import router as health_router
 from atom.observability.logging import configure_logging, get_logger
 from atom.observability.middleware import RequestContextMiddleware
-from atom.process import check_startup, settle_heap
+from atom.process import check_startup
 from atom.registries import ensure_registries
 from atom.security.key_use import KeyUseRecorder
 from atom.security.principal_cache import principal_cache
@@ -144,7 +144,7 @@ def create_app(settings: Settings, *, db: Database | None = None, configure_logs
             await workflows_app.start_in_app(app, database, settings)  # workflow engine: worker pool + scheduler
             await memory_app.start(app, database, settings)  # embedding model checked here; ingestion jobs
             log.info("atom started", version=__version__, database=database.dialect, events=type(bus).__name__)
-            settle_heap()
+            heap.settle()
             yield
         finally:
             await training_runs.stop(app.state)  # scenario runs give their sessions back

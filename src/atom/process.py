@@ -1,9 +1,8 @@
-"""What every server and worker process does at start (check its configuration, settle its heap), and
-owner-only files and directories."""
+"""What every server and worker process does at start (check its configuration), and owner-only files
+and directories."""
 
 from __future__ import annotations
 
-import gc
 import os
 import stat
 from pathlib import Path
@@ -14,16 +13,6 @@ from atom.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from atom.db.session import Database
-
-
-def settle_heap() -> None:
-    """Exempt what startup allocated (modules, the app, caches) from garbage collection.
-
-    Those objects live as long as the process; left in the collector's oldest generation, every
-    full collection walks them all again, which shows as pauses on a busy server or worker.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 async def check_startup(db: Database, settings: Settings) -> None:

@@ -37,12 +37,12 @@ from typing import Any
 
 from sqlalchemy import update
 
+from atom import heap
 from atom.config import Settings, WorkflowExecutorMode
 from atom.db.session import Database, rows_affected
 from atom.errors import ConfigurationError
 from atom.events.bus import build_bus, reset_bus, set_bus
 from atom.observability.logging import get_logger
-from atom.process import settle_heap
 from atom.workflows import app as workflows_app
 from atom.workflows.jobqueue import QueueConsumer, QueueDispatcher
 from atom.workflows.models import StepRun, StepStatus
@@ -209,7 +209,7 @@ class WorkflowWorker:
         try:
             self._started = await workflows_app.start(self.runner, scheduler=self.options.scheduler, group_commit=True)
             main = await self.consumer.start(self.run)
-            settle_heap()
+            heap.settle()
             log.info(
                 "workflow worker ready",
                 worker=self.worker_id,
