@@ -31,6 +31,11 @@ _FIRST_BACKOFF_S = 0.0005
 _MAX_BACKOFF_S = 0.005
 
 
+def busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds a lock (worth trying again later)."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 class _Cursor:
     """An `aiosqlite.Cursor` look-alike whose coroutines finish without suspending."""
 
@@ -117,7 +122,7 @@ class InlineConnection:
                 self.raw.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+                if not busy(exc):
                     raise
                 if time.monotonic() > deadline:
                     raise

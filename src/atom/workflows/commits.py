@@ -179,7 +179,7 @@ def _checkpoint(path: Path) -> None:
     try:
         inline.checkpoint(path)
     except sqlite3.OperationalError as exc:
-        if "locked" not in str(exc) and "busy" not in str(exc):
+        if not inline.busy(exc):
             raise
         log.debug("WAL checkpoint skipped: the database is busy; tried again after the next commits")
 

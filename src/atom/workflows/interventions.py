@@ -26,6 +26,7 @@ from atom.workflows.machine import (
 )
 from atom.workflows.models import RunStatus, StepStatus
 from atom.workflows.run_context import idempotency_key
+from atom.workflows.state import RunState
 
 
 async def resolve_waiting(
@@ -50,11 +51,10 @@ async def resolve_waiting(
     if step is None or step.status != StepStatus.WAITING.value:
         return None
     result = Advance()
+    step.output = output
     if approved:
-        step.output = output
         finish_step(step, StepStatus.SUCCEEDED, now)
     else:
-        step.output = output
         await fail_step(
             session,
             run,
@@ -73,9 +73,7 @@ async def resolve_waiting(
 
 
 async def cancel_run(session: AsyncSession, *, run_id: str, actor: audit.Actor, now: datetime) -> Advance:
-    run = await lock_run(session, run_id)
-    if run is None:
-        raise NotFound(f"No workflow run {run_id!r}.", code="RUN_NOT_FOUND", details={"run_id": run_id})
+    run = await _lock_existing(session, run_id)
     if run.status != RunStatus.RUNNING.value:
         raise Conflict(f"The run is already {run.status}.", code="RUN_FINISHED", details={"status": run.status})
     steps = await load_steps(session, run_id)
@@ -105,9 +103,7 @@ async def retry_run(
     settings: Settings,
 ) -> Advance:
     """Run again from the steps that failed or never ran; steps that succeeded keep their outputs."""
-    run = await lock_run(session, run_id)
-    if run is None:
-        raise NotFound(f"No workflow run {run_id!r}.", code="RUN_NOT_FOUND", details={"run_id": run_id})
+    run = await _lock_existing(session, run_id)
     if run.status not in (RunStatus.FAILED.value, RunStatus.CANCELLED.value):
         raise Conflict(
             f"Only a failed or cancelled run can be retried; this one is {run.status}.",
@@ -147,3 +143,10 @@ async def retry_run(
     result = await advance_run(session, run, definition, steps, now=now, settings=settings)
     await save(session, run, steps)
     return result
+
+
+async def _lock_existing(session: AsyncSession, run_id: str) -> RunState:
+    run = await lock_run(session, run_id)
+    if run is None:
+        raise NotFound(f"No workflow run {run_id!r}.", code="RUN_NOT_FOUND", details={"run_id": run_id})
+    return run
